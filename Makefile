@@ -1,0 +1,30 @@
+# annot — build, test and run targets. Everything runs from ./.venv.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+N         ?= 4
+ANNOTATORS ?= 8
+ITEMS     ?= 100
+BASE_PORT ?= 4700
+SEEDS     ?= 10000
+DATA      ?=
+
+.PHONY: install test lint sim faults bench quality testnet testnet-status testnet-stop testnet-clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest tests -x -q -m "not bench and not faults_slow"
+
+lint: install
+	$(BIN)/ruff check protocol node tests
+	$(BIN)/mypy --strict protocol node
+
+sim: install
+	$(BIN)/python -m tests.sim.run --seeds $(SEEDS)

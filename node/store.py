@@ -1,0 +1,304 @@
+"""The embedded record store: one SQLite file in WAL mode.
+
+Records are saved verbatim (their exact signed bytes) with indexed columns.
+Saving is idempotent; a second, different record with an author's seq is kept
+as fork evidence, never dropped or overwritten. The vector clock (author →
+highest contiguous seq) is maintained on write, so "what do you lack" is a
+cheap query. The node's own next seq is committed before a record is signed.
+
+Durability: WAL with ``synchronous=NORMAL`` — a committed transaction survives
+the process being killed (SIGKILL); only an OS crash may lose the last commits.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from protocol.records import Annotation, Record, Task, Vote
+
+from node.errors import ReadOnlyStoreError, SeqError, StoreError
+from node.migrations import migrate
+
+
+class Saved(Enum):
+    NEW = "new"
+    DUPLICATE = "duplicate"
+    FORK = "fork"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    cid: bytes
+    author: bytes
+    seq: int
+    kind: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnnotation:
+    task: bytes
+    item: bytes
+    author: bytes
+    label: str
+    seq: int
+    cid: bytes
+
+
+def _index_cols(r: Record) -> tuple[bytes | None, bytes | None]:
+    b = r.body
+    if isinstance(b, Annotation):
+        return b.task, b.item
+    if isinstance(b, Task):
+        return r.cid, None
+    if isinstance(b, Vote):
+        return None, None
+    return b.task, None
+
+
+class Store:
+    """The SQLite store. Open with :func:`open_store`; one per node process."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._db = conn
+        self.path = path
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ------------------------------------------------------------ records
+    def save_records(self, records: Iterable[Record], received: int = 0) -> list[Saved]:
+        """Save a batch in one transaction; report, per record, what happened."""
+        out: list[Saved] = []
+        try:
+            with self._db:
+                cur = self._db.cursor()
+                touched: set[bytes] = set()
+                for r in records:
+                    out.append(self._save_one(cur, r, received))
+                    if out[-1] is Saved.NEW:
+                        touched.add(r.author)
+                for author in touched:
+                    self._advance_clock(cur, author)
+        except sqlite3.OperationalError as exc:
+            raise self._write_error(exc) from exc
+        return out
+
+    def _save_one(self, cur: sqlite3.Cursor, r: Record, received: int) -> Saved:
+        row = cur.execute("SELECT cid FROM records WHERE author=? AND seq=?",
+                          (r.author, r.seq)).fetchone()
+        if row is not None:
+            if row[0] == r.cid:
+                return Saved.DUPLICATE
+            cur.execute(
+                "INSERT OR IGNORE INTO forks(author, seq, cid, data) VALUES (?,?,?,?)",
+                (r.author, r.seq, r.cid, r.data))
+            return Saved.DUPLICATE if cur.rowcount == 0 else Saved.FORK
+        task, item = _index_cols(r)
+        cur.execute(
+            "INSERT INTO records(cid, author, seq, kind, task, item, data, received)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (r.cid, r.author, r.seq, r.kind, task, item, r.data, received))
+        b = r.body
+        if isinstance(b, Annotation):
+            # one annotation per author per item: the lowest seq wins on every node
+            cur.execute(
+                "INSERT INTO annotations(task, item, author, label, seq, cid) VALUES (?,?,?,?,?,?)"
+                " ON CONFLICT(task, item, author) DO UPDATE SET label=excluded.label,"
+                " seq=excluded.seq, cid=excluded.cid WHERE excluded.seq < annotations.seq",
+                (b.task, b.item, r.author, b.label, r.seq, r.cid))
+        return Saved.NEW
+
+    def _advance_clock(self, cur: sqlite3.Cursor, author: bytes) -> None:
+        row = cur.execute("SELECT seq FROM clock WHERE author=?", (author,)).fetchone()
+        have = row[0] if row else 0
+        # walk forward over consecutive seqs already stored
+        seqs = cur.execute("SELECT seq FROM records WHERE author=? AND seq>? ORDER BY seq",
+                           (author, have)).fetchall()
+        for (s,) in seqs:
+            if s != have + 1:
+                break
+            have = s
+        cur.execute("INSERT INTO clock(author, seq) VALUES (?,?) "
+                    "ON CONFLICT(author) DO UPDATE SET seq=excluded.seq", (author, have))
+
+    def _write_error(self, exc: sqlite3.OperationalError) -> StoreError:
+        text = str(exc)
+        if "readonly" in text or "full" in text or "disk I/O" in text:
+            return ReadOnlyStoreError(f"store {self.path} refuses writes: {text}")
+        return StoreError(f"store {self.path}: {text}")
+
+    def has(self, cid: bytes) -> bool:
+        return self._db.execute("SELECT 1 FROM records WHERE cid=?", (cid,)).fetchone() is not None
+
+    def get(self, cid: bytes) -> bytes | None:
+        row = self._db.execute("SELECT data FROM records WHERE cid=?", (cid,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def get_by_seq(self, author: bytes, seq: int) -> bytes | None:
+        row = self._db.execute("SELECT data FROM records WHERE author=? AND seq=?",
+                               (author, seq)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def count(self, kind: str | None = None) -> int:
+        if kind is None:
+            return int(self._db.execute("SELECT count(*) FROM records").fetchone()[0])
+        return int(self._db.execute("SELECT count(*) FROM records WHERE kind=?",
+                                    (kind,)).fetchone()[0])
+
+    def counts_by_kind(self) -> dict[str, int]:
+        return dict(self._db.execute("SELECT kind, count(*) FROM records GROUP BY kind"))
+
+    def records_of_kind(self, kind: str) -> Iterator[bytes]:
+        for (data,) in self._db.execute("SELECT data FROM records WHERE kind=? ORDER BY rowid",
+                                        (kind,)):
+            yield bytes(data)
+
+    def records_for_task(self, task: bytes, kind: str) -> list[bytes]:
+        return [bytes(d) for (d,) in self._db.execute(
+            "SELECT data FROM records WHERE task=? AND kind=? ORDER BY rowid", (task, kind))]
+
+    # ------------------------------------------------------------ vector clock
+    def clock(self) -> dict[bytes, int]:
+        """Author → highest contiguous seq held."""
+        return {bytes(a): s for a, s in self._db.execute("SELECT author, seq FROM clock")}
+
+    def records_after(self, author: bytes, seq: int, limit: int) -> list[bytes]:
+        """Up to ``limit`` records of ``author`` with seq > ``seq``, in seq order."""
+        return [bytes(d) for (d,) in self._db.execute(
+            "SELECT data FROM records WHERE author=? AND seq>? ORDER BY seq LIMIT ?",
+            (author, seq, limit))]
+
+    # ------------------------------------------------------------ annotations
+    def annotations(self, task: bytes, item: bytes | None = None) -> list[StoredAnnotation]:
+        if item is None:
+            rows = self._db.execute(
+                "SELECT task, item, author, label, seq, cid FROM annotations WHERE task=?"
+                " ORDER BY item, author", (task,))
+        else:
+            rows = self._db.execute(
+                "SELECT task, item, author, label, seq, cid FROM annotations"
+                " WHERE task=? AND item=? ORDER BY author", (task, item))
+        return [StoredAnnotation(bytes(t), bytes(i), bytes(a), lab, s, bytes(c))
+                for t, i, a, lab, s, c in rows]
+
+    def annotations_by_author(self, author: bytes, after: int, limit: int
+                              ) -> list[StoredAnnotation]:
+        rows = self._db.execute(
+            "SELECT task, item, author, label, seq, cid FROM annotations"
+            " WHERE author=? AND seq>? ORDER BY seq LIMIT ?", (author, after, limit))
+        return [StoredAnnotation(bytes(t), bytes(i), bytes(a), lab, s, bytes(c))
+                for t, i, a, lab, s, c in rows]
+
+    def annotation_count(self, task: bytes, item: bytes) -> int:
+        return int(self._db.execute("SELECT count(*) FROM annotations WHERE task=? AND item=?",
+                                    (task, item)).fetchone()[0])
+
+    # ------------------------------------------------------------ own seq
+    def reserve_seq(self, author: bytes, count: int = 1) -> int:
+        """Durably reserve ``count`` seqs for our own records; return the first.
+
+        Committed before anything is signed, so a crash can only skip seqs,
+        never reuse one."""
+        with self._db:
+            row = self._db.execute("SELECT next_seq FROM own_seq WHERE author=?",
+                                   (author,)).fetchone()
+            stored = self._db.execute("SELECT max(seq) FROM records WHERE author=?",
+                                      (author,)).fetchone()[0] or 0
+            nxt = max(row[0] if row else 1, stored + 1)
+            self._db.execute("INSERT INTO own_seq(author, next_seq) VALUES (?,?) ON CONFLICT"
+                             "(author) DO UPDATE SET next_seq=excluded.next_seq",
+                             (author, nxt + count))
+        return int(nxt)
+
+    def next_seq(self, author: bytes) -> int:
+        """The next seq an author should use, as far as this store knows."""
+        row = self._db.execute("SELECT next_seq FROM own_seq WHERE author=?", (author,)).fetchone()
+        stored = self._db.execute("SELECT max(seq) FROM records WHERE author=?",
+                                  (author,)).fetchone()[0] or 0
+        own = int(row[0]) if row else 1
+        if row and own <= stored:
+            raise SeqError(f"own seq counter {own} is behind stored seq {stored}")
+        return max(own, stored + 1)
+
+    # ------------------------------------------------------------ forks / evidence
+    def forks(self) -> list[tuple[bytes, bytes]]:
+        """(stored record bytes, conflicting record bytes) per fork."""
+        rows = self._db.execute(
+            "SELECT r.data, f.data FROM forks f JOIN records r"
+            " ON r.author=f.author AND r.seq=f.seq ORDER BY f.rowid")
+        return [(bytes(a), bytes(b)) for a, b in rows]
+
+    def save_evidence(self, kind: str, a: bytes, b: bytes) -> bool:
+        lo, hi = sorted((a, b))
+        with self._db:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO evidence(kind, a, b) VALUES (?,?,?)", (kind, lo, hi))
+        return cur.rowcount == 1
+
+    def evidence(self, after: int = 0, limit: int = 100) -> list[tuple[int, str, bytes, bytes]]:
+        return [(i, k, bytes(a), bytes(b)) for i, k, a, b in self._db.execute(
+            "SELECT id, kind, a, b FROM evidence WHERE id>? ORDER BY id LIMIT ?",
+            (after, limit))]
+
+    # ------------------------------------------------------------ certificates / tallies
+    def save_certificate(self, task: bytes, item: bytes, value: str, round_: int,
+                         data: bytes) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT OR IGNORE INTO certificates(task, item, value, round, data)"
+                " VALUES (?,?,?,?,?)", (task, item, value, round_, data))
+
+    def certificate(self, task: bytes, item: bytes) -> tuple[str, int, bytes] | None:
+        row = self._db.execute("SELECT value, round, data FROM certificates WHERE task=? AND"
+                               " item=?", (task, item)).fetchone()
+        return None if row is None else (row[0], row[1], bytes(row[2]))
+
+    def finals(self, task: bytes) -> dict[bytes, str]:
+        return {bytes(i): v for i, v in self._db.execute(
+            "SELECT item, value FROM certificates WHERE task=?", (task,))}
+
+    def final_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM certificates").fetchone()[0])
+
+    def save_tally(self, task: bytes, root: bytes, data: bytes) -> None:
+        with self._db:
+            self._db.execute("INSERT OR IGNORE INTO tallies(task, root, data) VALUES (?,?,?)",
+                             (task, root, data))
+
+    def tally(self, task: bytes) -> tuple[bytes, bytes] | None:
+        row = self._db.execute("SELECT root, data FROM tallies WHERE task=?", (task,)).fetchone()
+        return None if row is None else (bytes(row[0]), bytes(row[1]))
+
+    def tallies(self) -> list[tuple[bytes, bytes, bytes]]:
+        return [(bytes(t), bytes(r), bytes(d)) for t, r, d in self._db.execute(
+            "SELECT task, root, data FROM tallies ORDER BY task")]
+
+    # ------------------------------------------------------------ maintenance
+    def integrity_check(self) -> list[str]:
+        """SQLite's own page-level check; an empty list means the file is sound."""
+        rows = [r[0] for r in self._db.execute("PRAGMA integrity_check")]
+        return [] if rows == ["ok"] else rows
+
+
+def open_store(path: Path, readonly: bool = False) -> Store:
+    """Open (creating and migrating if needed) the store at ``path``."""
+    try:
+        if readonly:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                                   check_same_thread=False)
+        else:
+            conn = sqlite3.connect(path, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        if not readonly:
+            migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot open store {path}: {exc}") from exc
+    return Store(conn, path)

@@ -1,0 +1,336 @@
+"""Signed records: the four kinds, their wire form, sign-bytes and ids.
+
+Wire form (canonical msgpack map, keys sorted)::
+
+    {"a": author public key (32 B), "b": body map, "k": kind, "n": network tag (8 B),
+     "s": seq (1, 2, 3 …), "x": Ed25519 signature (64 B)}
+
+The signature covers ``sign_bytes``: a version/kind domain tag, the full 32-byte
+network id, and the canonical encoding of ``[kind, author, seq, body]``. The
+network tag (first 8 bytes of the id) is carried only so a decoder can say
+"wrong network" rather than "bad signature". A record's id is the CIDv1 (raw,
+sha2-256) of its exact bytes, so every record is also an IPFS block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocol import cid as cidlib
+from protocol import keys
+from protocol.encoding import DEFAULT_LIMITS, Limits, decode_canonical, encode_canonical
+from protocol.errors import (
+    DecodeError,
+    FieldTypeError,
+    MissingFieldError,
+    UnknownFieldError,
+    UnknownKindError,
+    WrongNetworkError,
+)
+
+VERSION_TAG = b"annot/v1/"
+NET_TAG_LEN = 8
+EXPIRED = "EXPIRED"  # the vote value for an item that closed short of annotations
+PREVOTE = 1
+PRECOMMIT = 2
+RULES = ("majority", "dawid-skene")
+MAX_LABEL_LEN = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A labeling task published by a requester."""
+
+    title: str
+    labels: tuple[str, ...]
+    items: tuple[bytes, ...]
+    redundancy: int
+    reward_per_item: int
+    validator_share_bps: int  # validators' share of each item's reward, in 1/10,000
+    instructions: bytes | None = None
+    allow: tuple[bytes, ...] = ()  # annotator public keys; empty = anyone
+    close_time: int = 0  # unix seconds; 0 = never closes
+    rule: str = "majority"
+    weights_from: tuple[bytes, ...] = ()  # task ids whose final tallies weight annotators
+
+    KIND = "task"
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """One annotator's label for one item of a task."""
+
+    task: bytes
+    item: bytes
+    label: str
+
+    KIND = "annotation"
+
+
+@dataclass(frozen=True, slots=True)
+class VoteEntry:
+    task: bytes
+    item: bytes
+    value: str | None  # None is a nil vote
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """A validator's batch of votes for one phase and round."""
+
+    phase: int
+    round: int
+    entries: tuple[VoteEntry, ...]
+
+    KIND = "vote"
+
+
+@dataclass(frozen=True, slots=True)
+class TallyVote:
+    """A validator's vote for a task's tally root."""
+
+    task: bytes
+    root: bytes
+
+    KIND = "tally_vote"
+
+
+Body = Task | Annotation | Vote | TallyVote
+KINDS: dict[str, type[Body]] = {
+    "task": Task, "annotation": Annotation, "vote": Vote, "tally_vote": TallyVote,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A decoded, signed record with its exact bytes and id."""
+
+    kind: str
+    author: bytes
+    seq: int
+    body: Body
+    signature: bytes
+    data: bytes = field(repr=False)
+    cid: bytes = field(repr=False)
+
+    @property
+    def author_id(self) -> str:
+        return keys.peer_id_from_public_key(self.author)
+
+    @property
+    def cid_str(self) -> str:
+        return cidlib.cid_to_str(self.cid)
+
+
+# ---------------------------------------------------------------- body maps
+
+def _cid_list(v: tuple[bytes, ...]) -> list[bytes]:
+    return list(v)
+
+
+def body_to_map(body: Body) -> dict[str, Any]:
+    if isinstance(body, Task):
+        return {
+            "allow": list(body.allow), "close_time": body.close_time,
+            "instructions": body.instructions, "items": _cid_list(body.items),
+            "labels": list(body.labels), "redundancy": body.redundancy,
+            "reward_per_item": body.reward_per_item, "rule": body.rule,
+            "title": body.title, "validator_share_bps": body.validator_share_bps,
+            "weights_from": list(body.weights_from),
+        }
+    if isinstance(body, Annotation):
+        return {"item": body.item, "label": body.label, "task": body.task}
+    if isinstance(body, Vote):
+        return {
+            "entries": [[e.task, e.item, e.value] for e in body.entries],
+            "phase": body.phase, "round": body.round,
+        }
+    return {"root": body.root, "task": body.task}
+
+
+class _Fields:
+    """Reads typed fields out of a decoded map, naming what is wrong."""
+
+    def __init__(self, where: str, m: object, names: tuple[str, ...]) -> None:
+        if not isinstance(m, dict):
+            raise FieldTypeError(f"{where}: expected a map, got {type(m).__name__}")
+        for k in m:
+            if k not in names:
+                raise UnknownFieldError(where, k)
+        for n in names:
+            if n not in m:
+                raise MissingFieldError(where, n)
+        self.where, self.m = where, m
+
+    def int(self, name: str, lo: int = 0, hi: int = 2**63 - 1) -> int:
+        v = self.m[name]
+        if type(v) is not int or not lo <= v <= hi:
+            raise FieldTypeError(f"{self.where}.{name}: expected integer {lo}..{hi}, got {v!r}")
+        return v
+
+    def str(self, name: str, max_len: int = 4096, empty: bool = False) -> str:
+        return _str(f"{self.where}.{name}", self.m[name], max_len, empty)
+
+    def bytes(self, name: str, size: int | None = None) -> bytes:
+        return _bytes(f"{self.where}.{name}", self.m[name], size)
+
+    def cid(self, name: str) -> bytes:
+        return _cid(f"{self.where}.{name}", self.m[name])
+
+    def list(self, name: str, max_len: int) -> list[Any]:
+        v = self.m[name]
+        if not isinstance(v, list):
+            raise FieldTypeError(f"{self.where}.{name}: expected a list, got {type(v).__name__}")
+        if len(v) > max_len:
+            raise FieldTypeError(f"{self.where}.{name}: {len(v)} entries, over {max_len}")
+        return v
+
+
+def _str(where: str, v: object, max_len: int, empty: bool = False) -> str:
+    if not isinstance(v, str):
+        raise FieldTypeError(f"{where}: expected a string, got {type(v).__name__}")
+    if len(v) > max_len or (not empty and not v):
+        raise FieldTypeError(f"{where}: string length {len(v)} not in 1..{max_len}")
+    return v
+
+
+def _bytes(where: str, v: object, size: int | None) -> bytes:
+    if not isinstance(v, bytes):
+        raise FieldTypeError(f"{where}: expected bytes, got {type(v).__name__}")
+    if size is not None and len(v) != size:
+        raise FieldTypeError(f"{where}: expected {size} bytes, got {len(v)}")
+    return v
+
+
+def _cid(where: str, v: object) -> bytes:
+    b = _bytes(where, v, None)
+    try:
+        cidlib.decode_cid(b)
+    except Exception as exc:  # CidError
+        raise FieldTypeError(f"{where}: not a CID: {exc}") from None
+    return b
+
+
+def body_from_map(kind: str, m: object, max_items: int = 8192) -> Body:
+    where = kind
+    if kind == "task":
+        f = _Fields(where, m, ("allow", "close_time", "instructions", "items", "labels",
+                               "redundancy", "reward_per_item", "rule", "title",
+                               "validator_share_bps", "weights_from"))
+        labels = tuple(_str(f"{where}.labels[]", x, MAX_LABEL_LEN)
+                       for x in f.list("labels", 256))
+        if len(labels) < 2 or len(set(labels)) != len(labels) or EXPIRED in labels:
+            raise FieldTypeError(f"{where}.labels: need 2+ distinct labels, none {EXPIRED!r}")
+        items = tuple(_cid(f"{where}.items[]", x) for x in f.list("items", max_items))
+        if not items or len(set(items)) != len(items):
+            raise FieldTypeError(f"{where}.items: need 1+ distinct item CIDs")
+        rule = f.str("rule", 32)
+        if rule not in RULES:
+            raise FieldTypeError(f"{where}.rule: {rule!r} is not one of {', '.join(RULES)}")
+        instr = m["instructions"]  # type: ignore[index]
+        return Task(
+            title=f.str("title", 512),
+            labels=labels,
+            items=items,
+            redundancy=f.int("redundancy", 1, 1000),
+            reward_per_item=f.int("reward_per_item", 0, 10**15),
+            validator_share_bps=f.int("validator_share_bps", 0, 10_000),
+            instructions=None if instr is None else f.cid("instructions"),
+            allow=tuple(_bytes(f"{where}.allow[]", x, 32) for x in f.list("allow", 4096)),
+            close_time=f.int("close_time"),
+            rule=rule,
+            weights_from=tuple(_cid(f"{where}.weights_from[]", x)
+                               for x in f.list("weights_from", 64)),
+        )
+    if kind == "annotation":
+        f = _Fields(where, m, ("item", "label", "task"))
+        return Annotation(task=f.cid("task"), item=f.cid("item"),
+                          label=f.str("label", MAX_LABEL_LEN))
+    if kind == "vote":
+        f = _Fields(where, m, ("entries", "phase", "round"))
+        entries = []
+        for e in f.list("entries", max_items):
+            if not isinstance(e, list) or len(e) != 3:
+                raise FieldTypeError(f"{where}.entries[]: expected [task, item, value]")
+            value = None if e[2] is None else _str(f"{where}.entries[].value", e[2],
+                                                   MAX_LABEL_LEN)
+            entries.append(VoteEntry(_cid(f"{where}.entries[].task", e[0]),
+                                     _cid(f"{where}.entries[].item", e[1]), value))
+        if not entries:
+            raise FieldTypeError(f"{where}.entries: a vote has at least one entry")
+        return Vote(phase=f.int("phase", PREVOTE, PRECOMMIT), round=f.int("round", 0, 2**31),
+                    entries=tuple(entries))
+    if kind == "tally_vote":
+        f = _Fields(where, m, ("root", "task"))
+        return TallyVote(task=f.cid("task"), root=f.bytes("root", 32))
+    raise UnknownKindError(kind)
+
+
+# ---------------------------------------------------------------- signing
+
+def sign_bytes(network_id: bytes, kind: str, author: bytes, seq: int, body: Body) -> bytes:
+    """The exact bytes an author signs for a record (one function for every kind;
+    the kind is part of the domain tag, so a signature never transfers across kinds)."""
+    if kind not in KINDS:
+        raise UnknownKindError(kind)
+    return (VERSION_TAG + kind.encode() + b"\x00" + network_id
+            + encode_canonical([kind, author, seq, body_to_map(body)]))
+
+
+def _envelope(network_id: bytes, kind: str, author: bytes, seq: int, body: Body,
+              sig: bytes) -> bytes:
+    return encode_canonical({
+        "a": author, "b": body_to_map(body), "k": kind,
+        "n": network_id[:NET_TAG_LEN], "s": seq, "x": sig,
+    })
+
+
+def sign_record(network_id: bytes, signer: keys.Signer | keys.SigningKey, seq: int,
+                body: Body) -> Record:
+    """Sign ``body`` as record ``seq`` of ``signer`` on network ``network_id``."""
+    if seq < 1:
+        raise FieldTypeError(f"seq starts at 1, got {seq}")
+    kind = body.KIND
+    author = signer.public_key
+    sig = signer.sign(sign_bytes(network_id, kind, author, seq, body))
+    data = _envelope(network_id, kind, author, seq, body, sig)
+    return Record(kind, author, seq, body, sig, data, cidlib.cid_bytes(data))
+
+
+def decode_record(data: bytes, network_id: bytes, limits: Limits = DEFAULT_LIMITS,
+                  verify: bool = True) -> Record:
+    """Decode and (by default) verify one record; raise a named ``ProtocolError``."""
+    m = decode_canonical(data, limits)
+    f = _Fields("record", m, ("a", "b", "k", "n", "s", "x"))
+    kind = m["k"]
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise UnknownKindError(kind)
+    net = f.bytes("n", NET_TAG_LEN)
+    if net != network_id[:NET_TAG_LEN]:
+        raise WrongNetworkError(net, network_id[:NET_TAG_LEN])
+    author = f.bytes("a", 32)
+    seq = f.int("s", 1)
+    sig = f.bytes("x", 64)
+    body = body_from_map(kind, m["b"], limits.max_array)
+    if verify:
+        keys.verify(author, sign_bytes(network_id, kind, author, seq, body), sig)
+    return Record(kind, author, seq, body, sig, bytes(data), cidlib.cid_bytes(bytes(data)))
+
+
+def verify_record(record: Record, network_id: bytes) -> None:
+    """Check a record's signature (for records decoded with ``verify=False``)."""
+    keys.verify(record.author,
+                sign_bytes(network_id, record.kind, record.author, record.seq, record.body),
+                record.signature)
+
+
+def record_id(data: bytes) -> bytes:
+    return cidlib.cid_bytes(data)
+
+
+__all__ = [
+    "EXPIRED", "PRECOMMIT", "PREVOTE", "Annotation", "Body", "DecodeError", "Record",
+    "TallyVote", "Task", "Vote", "VoteEntry", "decode_record", "sign_bytes", "sign_record",
+    "verify_record",
+]
