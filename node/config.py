@@ -49,7 +49,8 @@ class GossipConfig:
         if self.heartbeat_s <= 0 or self.batch_max_records <= 0 or self.batch_delay_ms < 0:
             raise ConfigError("gossip: heartbeat_s and batch_max_records must be positive")
         if not 1024 <= self.batch_max_bytes <= 1_000_000:
-            raise ConfigError("gossip.batch_max_bytes: 1024..1000000 (py-libp2p caps RPCs at 1 MiB)")
+            raise ConfigError(
+                "gossip.batch_max_bytes: 1024..1000000 (py-libp2p caps RPCs at 1 MiB)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,7 +105,7 @@ class SignatureError(ProtocolError):
     """A signature does not verify under the author's key."""
 
 
-class KeyError_(ProtocolError):  # noqa: N801 - avoid shadowing builtins.KeyError
+class KeyError_(ProtocolError):
     """A malformed key, seed or peer id."""
 
 
@@ -117,7 +117,8 @@ class BlockMismatchError(CidError):
     """Block bytes whose hash does not match the CID they were stored or fetched under."""
 
     def __init__(self, cid: str, actual: str) -> None:
-        super().__init__(f"block does not match its CID: expected {cid}, content hashes to {actual}")
+        super().__init__(
+            f"block does not match its CID: expected {cid}, content hashes to {actual}")
         self.cid = cid
         self.actual = actual
 

@@ -73,7 +73,7 @@ class Genesis:
         seen = set()
         for v in self.validators:
             try:
-                v.public_key
+                _ = v.public_key
             except ProtocolError as exc:
                 raise GenesisError(f"validator {v.peer_id!r}: {exc}") from None
             if type(v.weight) is not int or not 0 < v.weight <= 10**12:
@@ -134,7 +134,8 @@ def genesis_from_map(m: object) -> Genesis:
     try:
         validators = tuple(Validator(str(v["peer_id"]), v.get("weight", 1)) for v in vals)
     except (KeyError, TypeError, AttributeError):
-        raise GenesisError("each validator is {\"peer_id\": \"12D3KooW…\", \"weight\": N}") from None
+        raise GenesisError(
+            "each validator is {\"peer_id\": \"12D3KooW…\", \"weight\": N}") from None
     g = Genesis(
         name=m.get("name", ""),
         validators=validators,

@@ -163,22 +163,22 @@ class _Fields:
                 raise MissingFieldError(where, n)
         self.where, self.m = where, m
 
-    def int(self, name: str, lo: int = 0, hi: int = 2**63 - 1) -> int:
+    def get_int(self, name: str, lo: int = 0, hi: int = 2**63 - 1) -> int:
         v = self.m[name]
         if type(v) is not int or not lo <= v <= hi:
             raise FieldTypeError(f"{self.where}.{name}: expected integer {lo}..{hi}, got {v!r}")
         return v
 
-    def str(self, name: str, max_len: int = 4096, empty: bool = False) -> str:
+    def get_str(self, name: str, max_len: int = 4096, empty: bool = False) -> str:
         return _str(f"{self.where}.{name}", self.m[name], max_len, empty)
 
-    def bytes(self, name: str, size: int | None = None) -> bytes:
+    def get_bytes(self, name: str, size: int | None = None) -> bytes:
         return _bytes(f"{self.where}.{name}", self.m[name], size)
 
-    def cid(self, name: str) -> bytes:
+    def get_cid(self, name: str) -> bytes:
         return _cid(f"{self.where}.{name}", self.m[name])
 
-    def list(self, name: str, max_len: int) -> list[Any]:
+    def get_list(self, name: str, max_len: int) -> list[Any]:
         v = self.m[name]
         if not isinstance(v, list):
             raise FieldTypeError(f"{self.where}.{name}: expected a list, got {type(v).__name__}")
@@ -219,38 +219,38 @@ def body_from_map(kind: str, m: object, max_items: int = 8192) -> Body:
                                "redundancy", "reward_per_item", "rule", "title",
                                "validator_share_bps", "weights_from"))
         labels = tuple(_str(f"{where}.labels[]", x, MAX_LABEL_LEN)
-                       for x in f.list("labels", 256))
+                       for x in f.get_list("labels", 256))
         if len(labels) < 2 or len(set(labels)) != len(labels) or EXPIRED in labels:
             raise FieldTypeError(f"{where}.labels: need 2+ distinct labels, none {EXPIRED!r}")
-        items = tuple(_cid(f"{where}.items[]", x) for x in f.list("items", max_items))
+        items = tuple(_cid(f"{where}.items[]", x) for x in f.get_list("items", max_items))
         if not items or len(set(items)) != len(items):
             raise FieldTypeError(f"{where}.items: need 1+ distinct item CIDs")
-        rule = f.str("rule", 32)
+        rule = f.get_str("rule", 32)
         if rule not in RULES:
             raise FieldTypeError(f"{where}.rule: {rule!r} is not one of {', '.join(RULES)}")
         instr = m["instructions"]  # type: ignore[index]
         return Task(
-            title=f.str("title", 512),
+            title=f.get_str("title", 512),
             labels=labels,
             items=items,
-            redundancy=f.int("redundancy", 1, 1000),
-            reward_per_item=f.int("reward_per_item", 0, 10**15),
-            validator_share_bps=f.int("validator_share_bps", 0, 10_000),
-            instructions=None if instr is None else f.cid("instructions"),
-            allow=tuple(_bytes(f"{where}.allow[]", x, 32) for x in f.list("allow", 4096)),
-            close_time=f.int("close_time"),
+            redundancy=f.get_int("redundancy", 1, 1000),
+            reward_per_item=f.get_int("reward_per_item", 0, 10**15),
+            validator_share_bps=f.get_int("validator_share_bps", 0, 10_000),
+            instructions=None if instr is None else f.get_cid("instructions"),
+            allow=tuple(_bytes(f"{where}.allow[]", x, 32) for x in f.get_list("allow", 4096)),
+            close_time=f.get_int("close_time"),
             rule=rule,
             weights_from=tuple(_cid(f"{where}.weights_from[]", x)
-                               for x in f.list("weights_from", 64)),
+                               for x in f.get_list("weights_from", 64)),
         )
     if kind == "annotation":
         f = _Fields(where, m, ("item", "label", "task"))
-        return Annotation(task=f.cid("task"), item=f.cid("item"),
-                          label=f.str("label", MAX_LABEL_LEN))
+        return Annotation(task=f.get_cid("task"), item=f.get_cid("item"),
+                          label=f.get_str("label", MAX_LABEL_LEN))
     if kind == "vote":
         f = _Fields(where, m, ("entries", "phase", "round"))
         entries = []
-        for e in f.list("entries", max_items):
+        for e in f.get_list("entries", max_items):
             if not isinstance(e, list) or len(e) != 3:
                 raise FieldTypeError(f"{where}.entries[]: expected [task, item, value]")
             value = None if e[2] is None else _str(f"{where}.entries[].value", e[2],
@@ -259,11 +259,11 @@ def body_from_map(kind: str, m: object, max_items: int = 8192) -> Body:
                                      _cid(f"{where}.entries[].item", e[1]), value))
         if not entries:
             raise FieldTypeError(f"{where}.entries: a vote has at least one entry")
-        return Vote(phase=f.int("phase", PREVOTE, PRECOMMIT), round=f.int("round", 0, 2**31),
-                    entries=tuple(entries))
+        return Vote(phase=f.get_int("phase", PREVOTE, PRECOMMIT),
+                    round=f.get_int("round", 0, 2**31), entries=tuple(entries))
     if kind == "tally_vote":
         f = _Fields(where, m, ("root", "task"))
-        return TallyVote(task=f.cid("task"), root=f.bytes("root", 32))
+        return TallyVote(task=f.get_cid("task"), root=f.get_bytes("root", 32))
     raise UnknownKindError(kind)
 
 
@@ -306,12 +306,12 @@ def decode_record(data: bytes, network_id: bytes, limits: Limits = DEFAULT_LIMIT
     kind = m["k"]
     if not isinstance(kind, str) or kind not in KINDS:
         raise UnknownKindError(kind)
-    net = f.bytes("n", NET_TAG_LEN)
+    net = f.get_bytes("n", NET_TAG_LEN)
     if net != network_id[:NET_TAG_LEN]:
         raise WrongNetworkError(net, network_id[:NET_TAG_LEN])
-    author = f.bytes("a", 32)
-    seq = f.int("s", 1)
-    sig = f.bytes("x", 64)
+    author = f.get_bytes("a", 32)
+    seq = f.get_int("s", 1)
+    sig = f.get_bytes("x", 64)
     body = body_from_map(kind, m["b"], limits.max_array)
     if verify:
         keys.verify(author, sign_bytes(network_id, kind, author, seq, body), sig)
