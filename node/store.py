@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from protocol.records import Annotation, Record, Task, Vote
-
 from node.errors import ReadOnlyStoreError, SeqError, StoreError
 from node.migrations import migrate
+from protocol.records import Annotation, Record, Task, Vote
 
 
 class Saved(Enum):
@@ -158,6 +157,12 @@ class Store:
                                         (kind,)):
             yield bytes(data)
 
+    def page_of_kind(self, kind: str, after: int, limit: int) -> list[tuple[int, bytes]]:
+        """(rowid, bytes) of records of one kind after rowid ``after``, oldest first."""
+        return [(int(i), bytes(d)) for i, d in self._db.execute(
+            "SELECT rowid, data FROM records WHERE kind=? AND rowid>? ORDER BY rowid LIMIT ?",
+            (kind, after, limit))]
+
     def records_for_task(self, task: bytes, kind: str) -> list[bytes]:
         return [bytes(d) for (d,) in self._db.execute(
             "SELECT data FROM records WHERE task=? AND kind=? ORDER BY rowid", (task, kind))]
@@ -191,6 +196,20 @@ class Store:
         rows = self._db.execute(
             "SELECT task, item, author, label, seq, cid FROM annotations"
             " WHERE author=? AND seq>? ORDER BY seq LIMIT ?", (author, after, limit))
+        return [StoredAnnotation(bytes(t), bytes(i), bytes(a), lab, s, bytes(c))
+                for t, i, a, lab, s, c in rows]
+
+    def annotations_page(self, task: bytes | None, item: bytes | None, author: bytes | None,
+                         offset: int, limit: int) -> list[StoredAnnotation]:
+        where, args = [], []
+        for col, val in (("task", task), ("item", item), ("author", author)):
+            if val is not None:
+                where.append(f"{col}=?")
+                args.append(val)
+        rows = self._db.execute(
+            "SELECT task, item, author, label, seq, cid FROM annotations WHERE "
+            + " AND ".join(where or ["1"]) + " ORDER BY task, item, author LIMIT ? OFFSET ?",
+            (*args, limit, offset))
         return [StoredAnnotation(bytes(t), bytes(i), bytes(a), lab, s, bytes(c))
                 for t, i, a, lab, s, c in rows]
 
@@ -252,6 +271,12 @@ class Store:
             self._db.execute(
                 "INSERT OR IGNORE INTO certificates(task, item, value, round, data)"
                 " VALUES (?,?,?,?,?)", (task, item, value, round_, data))
+
+    def replace_certificate(self, task: bytes, item: bytes, data: bytes) -> None:
+        """Swap in a certificate with more signatures (same value and round)."""
+        with self._db:
+            self._db.execute("UPDATE certificates SET data=? WHERE task=? AND item=?",
+                             (data, task, item))
 
     def certificate(self, task: bytes, item: bytes) -> tuple[str, int, bytes] | None:
         row = self._db.execute("SELECT value, round, data FROM certificates WHERE task=? AND"

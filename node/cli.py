@@ -1,0 +1,456 @@
+"""The ``annot`` command line.
+
+Commands that talk to a running node go through the JSON-RPC client only
+(:mod:`node.rpc.client`), reading the URL and token from ``<home>/rpc.url`` and
+``<home>/rpc.token``. Offline commands (``init``, ``id``, ``run``, ``keygen``,
+``genesis new``, ``verify-certificate``, ``aggregate``) import their module
+lazily, so ``annot --help`` stays fast. User errors print one line to stderr
+and exit 1; set ``ANNOT_DEBUG=1`` for a traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from node.cli_output import field, print_fields, print_json, print_page, print_table
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from node.errors import NodeError
+    from node.rpc.client import ClientError
+    from protocol.errors import ProtocolError
+
+    return (ClientError, NodeError, ProtocolError, OSError, ValueError)
+
+
+class _Group(click.Group):
+    """Turns user errors anywhere below into one ``Error: ...`` line and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.Abort, click.exceptions.Exit):
+            raise
+        except Exception as exc:
+            if os.environ.get("ANNOT_DEBUG") or not isinstance(exc, _user_errors()):
+                raise
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            raise click.ClickException(message) from None
+
+
+def home_option(fn: F) -> F:
+    return click.option(
+        "--home",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="ANNOT_HOME",
+        default="~/.annot",
+        show_default=True,
+        help="Node home directory (env ANNOT_HOME).",
+    )(fn)
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
+
+
+def _home(home: Path) -> Path:
+    return home.expanduser()
+
+
+def _rpc(home: Path, method: str, **params: Any) -> Any:
+    from node.rpc.client import SyncRPCClient
+
+    return SyncRPCClient.from_home(_home(home)).call(method, **params)
+
+
+def _offline(name: str) -> Any:
+    """A lead-provided module, imported only when its command runs."""
+    return importlib.import_module(name)
+
+
+def _show(result: Any, as_json: bool, human: Callable[[Any], None]) -> None:
+    if as_json:
+        print_json(result)
+    else:
+        human(result)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="annot", prog_name="annot")
+def cli() -> None:
+    """annot — a peer-to-peer data-labeling node.
+
+    Start a node with `annot init` and `annot run`; the other commands talk
+    to it over its JSON-RPC API.
+    """
+
+
+# --- node -----------------------------------------------------------------
+
+
+@cli.command()
+@home_option
+@json_option
+def status(home: Path, as_json: bool) -> None:
+    """Show the node's identity, network and counts."""
+    _show(_rpc(home, "node.status"), as_json, print_fields)
+
+
+@cli.command()
+@home_option
+@json_option
+def peers(home: Path, as_json: bool) -> None:
+    """List connected peers."""
+    columns = [
+        ("PEER ID", field("peer_id")),
+        ("VALIDATOR", field("validator")),
+        ("ADDRS", field("addrs")),
+    ]
+    _show(_rpc(home, "node.peers"), as_json, lambda r: print_table(r.get("peers", []), columns))
+
+
+# --- blocks and files ------------------------------------------------------
+
+
+@cli.command()
+@home_option
+@json_option
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False,
+                                                                   path_type=Path))
+def add(home: Path, as_json: bool, files: tuple[Path, ...]) -> None:
+    """Add files to the node as UnixFS blocks (the CIDs Kubo gives with raw leaves)."""
+    from node.cli_files import add_files
+
+    added = add_files(_home(home), list(files))
+    rows = [{"file": str(f), "cid": c, "size": f.stat().st_size} for f, c in added]
+    if as_json:
+        print_json(rows)
+    for row in [] if as_json else rows:
+        click.echo(f"added {row['cid']} {row['file']}")
+
+
+@cli.command()
+@home_option
+@click.option("--raw", is_flag=True, help="Print the block's bytes, not the UnixFS file.")
+@click.argument("cid")
+def cat(home: Path, raw: bool, cid: str) -> None:
+    """Print the file (or, with --raw, the block) at CID."""
+    from node.cli_files import cat_file
+
+    out = sys.stdout.buffer
+    if raw:
+        out.write(base64.b64decode(_rpc(home, "block.get", cid=cid)["data"]))
+    else:
+        cat_file(_home(home), cid, out)
+    out.flush()
+
+
+# --- tasks and labels ------------------------------------------------------
+
+
+class _UnixTime(click.ParamType[int, Any]):
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return int(value)
+        except ValueError:
+            pass
+        try:
+            when = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            self.fail(f"expected unix seconds or an ISO 8601 time, got {value!r}", param, ctx)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)
+        return int(when.timestamp())
+
+
+@cli.group()
+def task() -> None:
+    """Create and inspect labeling tasks."""
+
+
+@task.command("create")
+@home_option
+@json_option
+@click.option("--title", required=True, help="What annotators see.")
+@click.option("--label", "labels", multiple=True, required=True, help="A class (repeat).")
+@click.option("--item", "items", multiple=True, help="An item CID (repeat).")
+@click.option("--items-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Add every file in DIR and use their CIDs as items.")
+@click.option("--redundancy", type=click.IntRange(1), default=3, show_default=True,
+              help="Annotations wanted per item.")
+@click.option("--reward", type=click.IntRange(0), default=0, show_default=True,
+              help="Reward per item, in integer units.")
+@click.option("--validator-share", type=click.IntRange(0, 10_000), default=1000,
+              show_default=True, help="Validators' share of each reward, in basis points.")
+@click.option("--close-time", type=_UnixTime(), help="Unix seconds or ISO 8601 (UTC if no zone).")
+@click.option("--rule", type=click.Choice(["majority", "dawid-skene"]), default="majority",
+              show_default=True, help="Aggregation rule.")
+@click.option("--allow", multiple=True, help="Only these annotator peer ids (repeat).")
+@click.option("--instructions", help="CID of the instructions document.")
+def task_create(home: Path, as_json: bool, title: str, labels: tuple[str, ...],
+                items: tuple[str, ...], items_dir: Path | None, redundancy: int, reward: int,
+                validator_share: int, close_time: int | None, rule: str,
+                allow: tuple[str, ...], instructions: str | None) -> None:
+    """Publish a task signed by the node's key."""
+    item_cids = list(items)
+    if items_dir is not None:
+        from node.cli_files import add_files
+
+        paths = sorted(p for p in items_dir.iterdir() if p.is_file())
+        item_cids += [c for _, c in add_files(_home(home), paths)]
+    if not item_cids:
+        raise click.UsageError("give --item CID (repeatable) or --items-dir DIR")
+    params: dict[str, Any] = {
+        "title": title, "labels": list(labels), "items": item_cids, "redundancy": redundancy,
+        "reward_per_item": reward, "validator_share_bps": validator_share, "rule": rule,
+    }
+    if close_time is not None:
+        params["close_time"] = close_time
+    if allow:
+        params["allow"] = list(allow)
+    if instructions:
+        params["instructions"] = instructions
+    result = _rpc(home, "task.create", **params)
+    _show(result, as_json, lambda r: click.echo(r.get("task")))
+
+
+@task.command("list")
+@home_option
+@json_option
+@click.option("--cursor", help="Continue from a previous page.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+def task_list(home: Path, as_json: bool, cursor: str | None, limit: int) -> None:
+    """List tasks."""
+    result = _rpc(home, "task.list", cursor=cursor, limit=limit)
+    columns = [
+        ("TASK", field("task", "cid")),
+        ("TITLE", field("title")),
+        ("ITEMS", field("item_count", "items_total")),
+        ("FINAL", field("items_final")),
+        ("STATUS", field("status")),
+    ]
+    _show(result, as_json, lambda r: print_page(r, "tasks", columns, "annot task list"))
+
+
+@task.command("show")
+@home_option
+@json_option
+@click.argument("task_cid", metavar="TASK")
+def task_show(home: Path, as_json: bool, task_cid: str) -> None:
+    """Show one task."""
+    _show(_rpc(home, "task.get", task=task_cid), as_json, print_fields)
+
+
+@cli.command()
+@home_option
+@json_option
+@click.option("--key", "key_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Sign with this key file instead of the node's key.")
+@click.argument("task_cid", metavar="TASK")
+@click.argument("item")
+@click.argument("label")
+def label(home: Path, as_json: bool, key_path: Path | None, task_cid: str, item: str,
+          label: str) -> None:
+    """Label ITEM of TASK, signed by the node (or by --key, like a wallet)."""
+    if key_path is None:
+        result = _rpc(home, "annotation.create", task=task_cid, item=item, label=label)
+    else:
+        from node.rpc.client import SyncRPCClient
+
+        client = SyncRPCClient.from_home(_home(home))
+        author = _offline("node.home").load_key(key_path).peer_id
+        network_id = client.call("node.status")["network_id"]
+        seq = client.call("account.get", author=author)["next_seq"]
+        record = _offline("node.offline").sign_annotation(
+            key_path, network_id, seq, task_cid, item, label
+        )
+        result = client.call("record.submit", record=base64.b64encode(record).decode())
+    _show(result, as_json, lambda r: click.echo(r.get("cid")))
+
+
+@cli.group()
+def item() -> None:
+    """Inspect items and their consensus state."""
+
+
+@item.command("show")
+@home_option
+@json_option
+@click.argument("task_cid", metavar="TASK")
+@click.argument("item_cid", metavar="ITEM")
+def item_show(home: Path, as_json: bool, task_cid: str, item_cid: str) -> None:
+    """Show an item's annotations, round and final value."""
+    result = _rpc(home, "item.get", task=task_cid, item=item_cid)
+
+    def human(r: dict[str, Any]) -> None:
+        print_fields(r, skip=("annotations",))
+        click.echo("")
+        columns = [("AUTHOR", field("author")), ("LABEL", field("label")), ("SEQ", field("seq"))]
+        print_table(r.get("annotations") or [], columns)
+
+    _show(result, as_json, human)
+
+
+@cli.command()
+@home_option
+@json_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the certificate's canonical bytes to FILE.")
+@click.argument("task_cid", metavar="TASK")
+@click.argument("item_cid", metavar="ITEM")
+def certificate(home: Path, as_json: bool, output: Path | None, task_cid: str,
+                item_cid: str) -> None:
+    """Show (or save) the finality certificate of an item."""
+    result = _rpc(home, "certificate.get", task=task_cid, item=item_cid)
+    if output is not None:
+        output.write_bytes(base64.b64decode(result["certificate"]))
+    _show(result, as_json, lambda r: print_fields(r, skip=("certificate",)))
+    if output is not None and not as_json:
+        click.echo(f"wrote {output}")
+
+
+@cli.command()
+@home_option
+@json_option
+@click.argument("task_cid", metavar="TASK")
+def tally(home: Path, as_json: bool, task_cid: str) -> None:
+    """Show a task's reward tally."""
+    _show(_rpc(home, "tally.get", task=task_cid), as_json, print_fields)
+
+
+@cli.command()
+@home_option
+@json_option
+def ledger(home: Path, as_json: bool) -> None:
+    """Show balances and reputation from final tallies."""
+    columns = [
+        ("AUTHOR", field("author")),
+        ("BALANCE", field("balance")),
+        ("AGREEMENTS", field("agreements")),
+        ("REPUTATION", field("reputation")),
+    ]
+    _show(_rpc(home, "ledger.get"), as_json, lambda r: print_table(r.get("accounts", []), columns))
+
+
+@cli.command()
+@home_option
+@json_option
+@click.option("--cursor", help="Continue from a previous page.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+def evidence(home: Path, as_json: bool, cursor: str | None, limit: int) -> None:
+    """List evidence of misbehaviour (forks, conflicting votes)."""
+    result = _rpc(home, "evidence.list", cursor=cursor, limit=limit)
+    columns = [("CID", field("cid")), ("KIND", field("kind")), ("AUTHOR", field("author")),
+               ("REASON", field("reason", "detail"))]
+    _show(result, as_json, lambda r: print_page(r, "evidence", columns, "annot evidence"))
+
+
+# --- offline: no node needed ------------------------------------------------
+
+
+@cli.command()
+@home_option
+@click.option("--genesis", "genesis_path", type=click.Path(exists=True, dir_okay=False,
+                                                           path_type=Path),
+              help="Join this network (default: a one-validator dev network of its own).")
+def init(home: Path, genesis_path: Path | None) -> None:
+    """Create a node home: key, config, genesis and store."""
+    peer_id = _offline("node.home").init_home(_home(home), genesis_path)
+    click.echo(f"initialized {_home(home)}")
+    click.echo(f"peer id: {peer_id}")
+
+
+@cli.command("id")
+@home_option
+def id_(home: Path) -> None:
+    """Print the node's peer id."""
+    click.echo(_offline("node.home").read_peer_id(_home(home)))
+
+
+@cli.command()
+@home_option
+def run(home: Path) -> None:
+    """Run the node in the foreground until SIGINT/SIGTERM."""
+    _offline("node.service").run_node(_home(home))
+
+
+@cli.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Key file to create (mode 0600).")
+def keygen(output: Path) -> None:
+    """Make a new Ed25519 key for signing as a client; print its peer id."""
+    click.echo(_offline("node.offline").keygen(output))
+
+
+@cli.group()
+def genesis() -> None:
+    """Make network genesis files."""
+
+
+def _validator(text: str) -> tuple[str, int]:
+    peer_id, _, weight = text.partition(":")
+    if not weight:
+        return peer_id, 1
+    if not weight.isdigit() or int(weight) < 1:
+        raise click.BadParameter(f"weight must be a positive integer, got {weight!r}")
+    return peer_id, int(weight)
+
+
+@genesis.command("new")
+@click.option("--name", required=True, help="Network name.")
+@click.option("--validator", "validators", multiple=True, required=True,
+              help="PEERID[:WEIGHT] (repeat; weight 1 if omitted).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def genesis_new(name: str, validators: tuple[str, ...], output: Path) -> None:
+    """Write a genesis file; print the network id."""
+    parsed = [_validator(v) for v in validators]
+    click.echo(_offline("node.offline").genesis_new(name, parsed, output))
+
+
+@cli.command("verify-certificate")
+@json_option
+@click.argument("cert_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False,
+                                                             path_type=Path))
+@click.option("--genesis", "genesis_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def verify_certificate(as_json: bool, cert_path: Path, genesis_path: Path) -> None:
+    """Check a certificate offline against a genesis."""
+    result = _offline("node.offline").verify_certificate(cert_path, genesis_path)
+    if as_json:
+        print_json(result)
+    else:
+        click.echo("certificate OK")
+        print_fields(result)
+
+
+@cli.command()
+@json_option
+@click.option("--rule", required=True, type=click.Choice(["majority", "dawid-skene"]))
+@click.argument("csv_path", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False,
+                                                                path_type=Path))
+def aggregate(as_json: bool, rule: str, csv_path: Path) -> None:
+    """Aggregate labels from a CSV offline with the given rule."""
+    result = _offline("node.offline").aggregate(rule, csv_path)
+    rows = [{"item": i, "label": v} for i, v in result]
+    _show(rows, as_json, lambda r: print_table(r, [("ITEM", field("item")),
+                                                   ("LABEL", field("label"))]))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="annot")

@@ -1,0 +1,77 @@
+"""Files through the RPC, for ``annot add``, ``annot cat`` and ``task create --items-dir``.
+
+Files are chunked locally into the UnixFS DAG Kubo builds with raw leaves
+(:class:`protocol.unixfs.FileImporter`), and each block is sent with
+``block.put``; the node's returned CID must match the local one. ``cat`` walks
+the DAG with ``block.get``, verifying every block against its CID.
+"""
+
+from __future__ import annotations
+
+import base64
+from functools import partial
+from pathlib import Path
+from typing import BinaryIO
+
+import trio
+
+from node.rpc.client import RPCClient, read_home
+from protocol.cid import DAG_PB, cid_from_str, cid_to_str, decode_cid
+from protocol.unixfs import CHUNK_SIZE, FileImporter, read_file
+
+READ_SIZE = 4 * CHUNK_SIZE
+
+
+class CidMismatchError(ValueError):
+    """The node stored a block under a different CID than we computed."""
+
+
+async def _put_blocks(client: RPCClient, blocks: list[tuple[bytes, bytes]]) -> None:
+    for cid, data in blocks:
+        codec = "dag-pb" if decode_cid(cid)[0] == DAG_PB else "raw"
+        encoded = base64.b64encode(data).decode("ascii")
+        result = await client.call("block.put", data=encoded, codec=codec)
+        if result.get("cid") != cid_to_str(cid):
+            raise CidMismatchError(
+                f"node stored a block as {result.get('cid')}, expected {cid_to_str(cid)}"
+            )
+
+
+async def _add_one(client: RPCClient, path: Path) -> str:
+    importer = FileImporter()
+    with path.open("rb") as f:
+        while chunk := f.read(READ_SIZE):
+            await _put_blocks(client, importer.update(chunk))
+    await _put_blocks(client, importer.finish())
+    assert importer.root is not None
+    return cid_to_str(importer.root)
+
+
+def add_files(home: Path, paths: list[Path]) -> list[tuple[Path, str]]:
+    """Add each file to the node at ``home``; return (path, root CID) pairs."""
+
+    async def run() -> list[tuple[Path, str]]:
+        async with RPCClient(*read_home(home)) as client:
+            return [(p, await _add_one(client, p)) for p in paths]
+
+    return trio.run(run)
+
+
+def cat_file(home: Path, cid: str, out: BinaryIO) -> None:
+    """Write the UnixFS file at ``cid`` to ``out``, fetching blocks over RPC."""
+    root = cid_from_str(cid)
+
+    async def run() -> None:
+        async with RPCClient(*read_home(home)) as client:
+
+            def get_block(c: bytes) -> bytes:
+                result = trio.from_thread.run(partial(client.call, "block.get", cid=cid_to_str(c)))
+                return base64.b64decode(result["data"])
+
+            def pump() -> None:
+                for piece in read_file(get_block, root):
+                    out.write(piece)
+
+            await trio.to_thread.run_sync(pump)
+
+    trio.run(run)
