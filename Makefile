@@ -1,16 +1,17 @@
 # annot — build, test and run targets. Everything runs from ./.venv.
-PY      ?= python3
-VENV    := .venv
-BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.installed
-N         ?= 4
+PY         ?= python3
+VENV       := .venv
+BIN        := $(VENV)/bin
+STAMP      := $(VENV)/.installed
+N          ?= 4
 ANNOTATORS ?= 8
-ITEMS     ?= 100
-BASE_PORT ?= 4700
-SEEDS     ?= 10000
-DATA      ?=
+ITEMS      ?= 100
+BASE_PORT  ?= 4700
+SEEDS      ?= 10000
+DATA       ?=
+TESTNET    ?= testnet
 
-.PHONY: install test lint sim faults bench quality testnet testnet-status testnet-stop testnet-clean
+.PHONY: install test lint sim quality testnet testnet-status testnet-stop testnet-clean
 
 install: $(STAMP)
 
@@ -20,7 +21,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: install
-	$(BIN)/python -m pytest tests -x -q -m "not bench and not faults_slow"
+	$(BIN)/python -m pytest tests
 
 lint: install
 	$(BIN)/ruff check protocol node tests
@@ -28,3 +29,19 @@ lint: install
 
 sim: install
 	$(BIN)/python -m tests.sim.run --seeds $(SEEDS)
+
+quality: install
+	$(BIN)/python -m tests.quality.quality
+
+testnet: install
+	$(BIN)/python -m node.testnet up --n $(N) --annotators $(ANNOTATORS) --items $(ITEMS) \
+		--base-port $(BASE_PORT) --dir $(TESTNET) $(if $(DATA),--data $(DATA))
+
+testnet-status: install
+	$(BIN)/python -m node.testnet status --dir $(TESTNET)
+
+testnet-stop: install
+	$(BIN)/python -m node.testnet stop --dir $(TESTNET)
+
+testnet-clean: install
+	$(BIN)/python -m node.testnet clean --dir $(TESTNET)

@@ -1,0 +1,59 @@
+"""``node.aggregate_csv.aggregate``: CSV in, one label per item out, clear line-numbered errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from node.aggregate_csv import CsvAggregateError, aggregate
+from node.errors import NodeError
+
+CROWD = Path(__file__).resolve().parents[3] / "shared" / "data" / "crowd"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "labels.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_majority_and_dawid_skene(tmp_path: Path) -> None:
+    path = write(tmp_path, "item,worker,label\nb,w1,dog\na,w1,cat\na,w2,cat\nb,w2,dog\n"
+                           "a,w3,dog\n\n")
+    assert aggregate("majority", path) == [("b", "dog"), ("a", "cat")]
+    assert aggregate("dawid-skene", path) == [("b", "dog"), ("a", "cat")]
+
+
+def test_crowd_headers_are_accepted_by_position() -> None:
+    out = aggregate("majority", CROWD / "d_sentiment" / "answer.csv")
+    assert len(out) == 1000 and {label for _, label in out} == {"0", "1"}
+    out = aggregate("dawid-skene", CROWD / "d_Duck_Identification" / "answer.csv")
+    assert len(out) == 108
+
+
+@pytest.mark.parametrize(("text", "line", "reason"), [
+    ("", 0, "empty file"),
+    ("a,b\n", 1, "header"),
+    ("item,worker,label\n", 0, "no annotations"),
+    ("item,worker,label\nx,w,1\nx,w\n", 3, "3 columns"),
+    ("item,worker,label\nx,w,1\ny,,1\n", 3, "empty"),
+    ("item,worker,label\nx,w,1\nx,w,2\n", 3, "line 2"),
+    ("item,worker,label\nx,w,EXPIRED\n", 0, "reserved"),
+])
+def test_malformed_files_name_the_line(tmp_path: Path, text: str, line: int,
+                                       reason: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(CsvAggregateError, match=reason) as err:
+        aggregate("majority", path)
+    assert err.value.line == line
+    assert isinstance(err.value, NodeError)
+    if line:
+        assert f"{path}:{line}:" in str(err.value)
+
+
+def test_unknown_rule_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CsvAggregateError, match="unknown rule"):
+        aggregate("median", write(tmp_path, "item,worker,label\nx,w,1\n"))
+    with pytest.raises(CsvAggregateError, match="cannot read"):
+        aggregate("majority", tmp_path / "nope.csv")

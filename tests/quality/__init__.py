@@ -1,0 +1,1 @@
+"""Quality replays of real crowd data: ``python -m tests.quality.quality``."""
