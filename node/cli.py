@@ -88,12 +88,18 @@ def _show(result: Any, as_json: bool, human: Callable[[Any], None]) -> None:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="annot", prog_name="annot")
-def cli() -> None:
+@click.option("--home", "group_home", type=click.Path(file_okay=False), default=None,
+              help="Node home for every command (same as ANNOT_HOME; a command's own "
+                   "--home wins).")
+def cli(group_home: str | None) -> None:
     """annot — a peer-to-peer data-labeling node.
 
     Start a node with `annot init` and `annot run`; the other commands talk
     to it over its JSON-RPC API.
     """
+    if group_home is not None:
+        # subcommands read --home's default from ANNOT_HOME when they are parsed
+        os.environ["ANNOT_HOME"] = group_home
 
 
 # --- node -----------------------------------------------------------------

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from node.errors import ReadOnlyStoreError, SeqError, StoreError
 from node.migrations import migrate
+from protocol.encoding import decode_canonical, encode_canonical
 from protocol.records import Annotation, Record, Task, Vote
 
 
@@ -46,6 +47,15 @@ class StoredAnnotation:
     label: str
     seq: int
     cid: bytes
+
+
+def _pack_refs(refs: Iterable[bytes]) -> bytes:
+    return encode_canonical(sorted(set(refs)))
+
+
+def _unpack_refs(data: bytes) -> list[bytes]:
+    refs = decode_canonical(data)
+    return [bytes(r) for r in refs]
 
 
 def _index_cols(r: Record) -> tuple[bytes | None, bytes | None]:
@@ -266,22 +276,42 @@ class Store:
 
     # ------------------------------------------------------------ certificates / tallies
     def save_certificate(self, task: bytes, item: bytes, value: str, round_: int,
-                         data: bytes) -> None:
+                         refs: Iterable[bytes]) -> None:
+        """Record an item's final value and the ids of the precommits that prove it."""
         with self._db:
             self._db.execute(
                 "INSERT OR IGNORE INTO certificates(task, item, value, round, data)"
-                " VALUES (?,?,?,?,?)", (task, item, value, round_, data))
+                " VALUES (?,?,?,?,?)", (task, item, value, round_, _pack_refs(refs)))
 
-    def replace_certificate(self, task: bytes, item: bytes, data: bytes) -> None:
-        """Swap in a certificate with more signatures (same value and round)."""
-        with self._db:
-            self._db.execute("UPDATE certificates SET data=? WHERE task=? AND item=?",
-                             (data, task, item))
+    def add_certificate_vote(self, task: bytes, item: bytes, ref: bytes) -> None:
+        """A later precommit for the final value and round joins the certificate, so the
+        certificates of all nodes converge on the same complete set of signatures."""
+        row = self._db.execute("SELECT data FROM certificates WHERE task=? AND item=?",
+                               (task, item)).fetchone()
+        if row is None:
+            return
+        refs = set(_unpack_refs(bytes(row[0])))
+        if ref not in refs:
+            refs.add(ref)
+            with self._db:
+                self._db.execute("UPDATE certificates SET data=? WHERE task=? AND item=?",
+                                 (_pack_refs(refs), task, item))
 
-    def certificate(self, task: bytes, item: bytes) -> tuple[str, int, bytes] | None:
+    def certificate(self, task: bytes, item: bytes) -> tuple[str, int, list[bytes]] | None:
+        """(final value, round, precommit record ids) of a final item."""
         row = self._db.execute("SELECT value, round, data FROM certificates WHERE task=? AND"
                                " item=?", (task, item)).fetchone()
-        return None if row is None else (row[0], row[1], bytes(row[2]))
+        return None if row is None else (row[0], row[1], _unpack_refs(bytes(row[2])))
+
+    def certificate_votes(self, refs: list[bytes]) -> list[bytes]:
+        """The vote records named by ``refs`` (all are stored: they were counted)."""
+        out = []
+        for ref in refs:
+            data = self.get(ref)
+            if data is None:
+                raise StoreError(f"certificate vote {ref.hex()} missing from the store")
+            out.append(data)
+        return out
 
     def finals(self, task: bytes) -> dict[bytes, str]:
         return {bytes(i): v for i, v in self._db.execute(

@@ -24,21 +24,21 @@ class Params:
     max_record_bytes: int = 262_144
     max_batch_records: int = 512  # records per gossip message / sync frame
     max_items_per_task: int = 4_096
-    max_vote_entries: int = 1_024
+    max_vote_entries: int = 256  # entries per vote record: bounds certificate size
     quorum_num: int = 2  # finality needs MORE than quorum_num/quorum_den of weight
     quorum_den: int = 3
     round_timeout_ms: int = 2_000  # a round's timeout; grows by delta each round
     round_timeout_delta_ms: int = 1_000
 
     def validate(self) -> None:
+        for f in fields(self):  # types first: the arithmetic below assumes ints
+            v = getattr(self, f.name)
+            if type(v) is not int or v <= 0:
+                raise GenesisError(f"params.{f.name}: expected a positive integer, got {v!r}")
         if not 0 < self.quorum_num < self.quorum_den:
             raise GenesisError("quorum must be a fraction strictly between 0 and 1")
         if 3 * self.quorum_num < 2 * self.quorum_den:
             raise GenesisError("quorum below 2/3 is not Byzantine fault tolerant")
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if type(v) is not int or v <= 0:
-                raise GenesisError(f"params.{f.name}: expected a positive integer, got {v!r}")
         if self.max_record_bytes < 1024:
             raise GenesisError("params.max_record_bytes: at least 1024")
 
@@ -66,8 +66,8 @@ class Genesis:
     genesis_time: int = 0  # unix seconds; informational, part of the id
 
     def validate(self) -> None:
-        if not self.name or len(self.name) > 128:
-            raise GenesisError("name: 1..128 characters")
+        if not isinstance(self.name, str) or not self.name or len(self.name) > 128:
+            raise GenesisError("name: a string of 1..128 characters")
         if not self.validators:
             raise GenesisError("validators: at least one validator")
         seen = set()
@@ -131,6 +131,8 @@ def genesis_from_map(m: object) -> Genesis:
     vals = m.get("validators")
     if not isinstance(vals, list):
         raise GenesisError("validators must be a list of {peer_id, weight}")
+    if any(isinstance(v, dict) and set(v) - {"peer_id", "weight"} for v in vals):
+        raise GenesisError("unknown validator fields: each validator is {peer_id, weight}")
     try:
         validators = tuple(Validator(str(v["peer_id"]), v.get("weight", 1)) for v in vals)
     except (KeyError, TypeError, AttributeError):

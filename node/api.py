@@ -1,0 +1,300 @@
+"""The node's implementation of the RPC contract (:class:`node.rpc.api.NodeAPI`).
+
+Each method turns validated params into store queries or signed records and
+returns JSON-able values; failures are RPC errors with stable codes.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from protocol import cid as cidlib
+from protocol.certificate import build_certificate, decode_certificate, encode_certificate
+from protocol.encoding import Limits
+from protocol.errors import ProtocolError
+from protocol.keys import peer_id_from_public_key, public_key_from_peer_id
+from protocol.ledger import build_ledger, ledger_root
+from protocol.records import Annotation, Task, decode_record
+from protocol.tally import decode_tally
+
+import node
+from node.blockstore import BlockStoreError
+from node.errors import NodeError
+from node.node import Node
+from node.rpc.api import (
+    AnnotationQuery,
+    CertificateView,
+    InvalidParamsError,
+    JSONObject,
+    NotFoundError,
+    RecordRejectedError,
+    TaskSpec,
+    UnavailableError,
+)
+from node.store import Saved, StoredAnnotation
+
+CERT_LIMITS = Limits(max_bytes=16 << 20)
+CODECS = {"raw": cidlib.RAW, "dag-pb": cidlib.DAG_PB}
+
+
+def _cid(s: str) -> bytes:
+    try:
+        return cidlib.cid_from_str(s)
+    except ProtocolError as exc:
+        raise InvalidParamsError("cid", str(exc)) from None
+
+
+def _pid(key: bytes) -> str:
+    return peer_id_from_public_key(key)
+
+
+def _cursor(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    if not cursor.isdigit():
+        raise InvalidParamsError("cursor", "not a cursor returned by this node")
+    return int(cursor)
+
+
+def _annotation_json(a: StoredAnnotation) -> JSONObject:
+    return {"cid": cidlib.cid_to_str(a.cid), "author": _pid(a.author), "seq": a.seq,
+            "task": cidlib.cid_to_str(a.task), "item": cidlib.cid_to_str(a.item),
+            "label": a.label}
+
+
+def task_json(task_id: bytes, requester: bytes, t: Task) -> JSONObject:
+    return {
+        "task": cidlib.cid_to_str(task_id), "requester": _pid(requester), "title": t.title,
+        "labels": list(t.labels), "items": [cidlib.cid_to_str(i) for i in t.items],
+        "redundancy": t.redundancy, "reward_per_item": t.reward_per_item,
+        "validator_share_bps": t.validator_share_bps, "close_time": t.close_time or None,
+        "allow": [_pid(a) for a in t.allow], "rule": t.rule,
+        "instructions": cidlib.cid_to_str(t.instructions) if t.instructions else None,
+    }
+
+
+class NodeRPC:
+    """``NodeAPI`` over a running :class:`node.node.Node`."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    # ---------------------------------------------------------------- helpers
+    def _load_task(self, task: str) -> tuple[bytes, bytes, Task]:
+        tid = _cid(task)
+        data = self.node.store.get(tid)
+        if data is None:
+            raise NotFoundError("task", task)
+        rec = decode_record(data, self.node.genesis.network_id, verify=False)
+        if not isinstance(rec.body, Task):
+            raise NotFoundError("task", task)
+        return tid, rec.author, rec.body
+
+    def _sign(self, body: Any) -> JSONObject:
+        try:
+            rec = self.node.sign_own(body)
+        except ProtocolError as exc:
+            raise RecordRejectedError(str(exc)) from None
+        except NodeError as exc:
+            raise UnavailableError(str(exc)) from None
+        return {"cid": rec.cid_str, "author": rec.author_id, "seq": rec.seq}
+
+    # ---------------------------------------------------------------- node
+    async def node_status(self) -> JSONObject:
+        n = self.node
+        p2p = n.p2p
+        return {
+            "peer_id": n.peer_id, "network_id": n.genesis.network_id.hex(),
+            "network": n.genesis.name, "version": node.__version__,
+            "validator": n.is_validator,
+            "peer_count": len(p2p.peers()) if p2p else 0,
+            "record_count": n.store.count(), "records_by_kind": n.store.counts_by_kind(),
+            "listen_addrs": p2p.listen_addrs() if p2p else [],
+            "topics": list(p2p.topics) if p2p else [],
+            "final_items": n.store.final_count(),
+            "ledger_root": ledger_root(self._ledger()).hex(),
+        }
+
+    async def node_peers(self) -> JSONObject:
+        p2p = self.node.p2p
+        validators = {v.peer_id for v in self.node.genesis.validators}
+        peers = p2p.peers() if p2p else []
+        return {"peers": [{"peer_id": p, "validator": p in validators} for p in peers]}
+
+    # ---------------------------------------------------------------- records
+    async def record_submit(self, record: bytes) -> JSONObject:
+        try:
+            rec, saved = self.node.ingest.submit(record)
+        except ProtocolError as exc:
+            raise RecordRejectedError(str(exc)) from None
+        return {"cid": rec.cid_str, "kind": rec.kind, "author": rec.author_id, "seq": rec.seq,
+                "new": saved is Saved.NEW, "fork": saved is Saved.FORK}
+
+    async def task_create(self, spec: TaskSpec) -> JSONObject:
+        try:
+            body = Task(
+                title=spec.title, labels=spec.labels,
+                items=tuple(cidlib.cid_from_str(i) for i in spec.items),
+                redundancy=spec.redundancy, reward_per_item=spec.reward_per_item,
+                validator_share_bps=spec.validator_share_bps,
+                instructions=cidlib.cid_from_str(spec.instructions) if spec.instructions
+                else None,
+                allow=tuple(public_key_from_peer_id(a) for a in spec.allow),
+                close_time=spec.close_time or 0, rule=spec.rule,
+            )
+        except ProtocolError as exc:
+            raise InvalidParamsError("task", str(exc)) from None
+        out = self._sign(body)
+        return {"task": out["cid"], "seq": out["seq"], "requester": out["author"]}
+
+    async def task_get(self, task: str) -> JSONObject:
+        tid, requester, t = self._load_task(task)
+        finals = self.node.store.finals(tid)
+        out = task_json(tid, requester, t)
+        out["items_final"] = len(finals)
+        out["complete"] = len(finals) == len(t.items)
+        tally = self.node.store.tally(tid)
+        out["tally_root"] = tally[0].hex() if tally else None
+        return out
+
+    async def task_list(self, cursor: str | None, limit: int) -> JSONObject:
+        rows = self.node.store.page_of_kind("task", _cursor(cursor), limit)
+        tasks = []
+        for _, data in rows:
+            rec = decode_record(data, self.node.genesis.network_id, verify=False)
+            assert isinstance(rec.body, Task)
+            t = rec.body
+            tasks.append({"task": rec.cid_str, "title": t.title, "requester": rec.author_id,
+                          "items": len(t.items),
+                          "items_final": len(self.node.store.finals(rec.cid))})
+        nxt = str(rows[-1][0]) if len(rows) == limit else None
+        return {"tasks": tasks, "next_cursor": nxt}
+
+    async def annotation_create(self, task: str, item: str, label: str) -> JSONObject:
+        tid, _, t = self._load_task(task)
+        iid = _cid(item)
+        if iid not in t.items:
+            raise InvalidParamsError("item", f"{item} is not an item of task {task}")
+        if label not in t.labels:
+            raise InvalidParamsError("label", f"{label!r} is not one of {', '.join(t.labels)}")
+        return self._sign(Annotation(task=tid, item=iid, label=label))
+
+    async def annotation_list(self, query: AnnotationQuery) -> JSONObject:
+        offset = _cursor(query.cursor)
+        author = public_key_from_peer_id(query.author) if query.author else None
+        rows = self.node.store.annotations_page(
+            _cid(query.task) if query.task else None, _cid(query.item) if query.item else None,
+            author, offset, query.limit)
+        nxt = str(offset + len(rows)) if len(rows) == query.limit else None
+        return {"annotations": [_annotation_json(a) for a in rows], "next_cursor": nxt}
+
+    # ---------------------------------------------------------------- consensus
+    async def item_get(self, task: str, item: str) -> JSONObject:
+        tid, _, t = self._load_task(task)
+        iid = _cid(item)
+        if iid not in t.items:
+            raise NotFoundError("item", f"{item} in task {task}")
+        cert = self.node.store.certificate(tid, iid)
+        state: JSONObject = {"round": None, "phase": None}
+        if self.node.consensus is not None:
+            state = self.node.consensus.item_state(tid, iid)
+        return {
+            "task": task, "item": item,
+            "annotations": [_annotation_json(a) for a in self.node.store.annotations(tid, iid)],
+            "redundancy": t.redundancy, **state,
+            "final": cert[0] if cert else None,
+            "final_round": cert[1] if cert else None,
+            "certificate": cidlib.cid_str(self._certificate_bytes(tid, iid)) if cert else None,
+        }
+
+    def _certificate_bytes(self, tid: bytes, iid: bytes) -> bytes:
+        cert = self.node.store.certificate(tid, iid)
+        if cert is None:
+            raise NotFoundError("certificate", f"{cidlib.cid_to_str(tid)}/{cidlib.cid_to_str(iid)}")
+        value, rnd, refs = cert
+        votes = self.node.store.certificate_votes(refs)
+        return encode_certificate(build_certificate(tid, iid, value, rnd, votes))
+
+    async def certificate_get(self, task: str, item: str) -> CertificateView:
+        tid, iid = _cid(task), _cid(item)
+        data = self._certificate_bytes(tid, iid)
+        c = decode_certificate(data, CERT_LIMITS)
+        signers = sorted(decode_record(v, self.node.genesis.network_id, verify=False).author_id
+                         for v in c.votes)
+        return CertificateView(data, {"task": task, "item": item, "value": c.value,
+                                      "round": c.round, "signers": signers,
+                                      "cid": cidlib.cid_str(data), "size": len(data)})
+
+    def _ledger(self) -> Any:
+        return build_ledger(decode_tally(d) for _, _, d in self.node.store.tallies())
+
+    async def tally_get(self, task: str) -> JSONObject:
+        tid, _, _ = self._load_task(task)
+        stored = self.node.store.tally(tid)
+        votes: JSONObject = {}
+        if self.node.consensus is not None:
+            votes = self.node.consensus.tally_state(tid)
+        if stored is None:
+            return {"task": task, "final": False, "root": None, "entries": [], **votes}
+        tally = decode_tally(stored[1])
+        return {
+            "task": task, "final": True, "root": stored[0].hex(), "total": tally.total,
+            "requester": _pid(tally.requester),
+            "entries": [{"account": _pid(e.account), "amount": e.amount, "agreed": e.agreed,
+                         "disagreed": e.disagreed} for e in tally.entries],
+            **votes,
+        }
+
+    async def ledger_get(self) -> JSONObject:
+        ledger = self._ledger()
+        accounts = sorted(ledger.accounts, key=lambda a: (-a.balance, a.key))
+        return {
+            "root": ledger_root(ledger).hex(),
+            "tallies": len(self.node.store.tallies()),
+            "accounts": [{"author": _pid(a.key), "balance": a.balance, "earned": a.earned,
+                          "paid": a.paid, "agreed": a.agreed, "disagreed": a.disagreed,
+                          "reputation": a.reputation} for a in accounts],
+        }
+
+    async def evidence_list(self, cursor: str | None, limit: int) -> JSONObject:
+        rows = self.node.store.evidence(_cursor(cursor), limit)
+        out = []
+        for i, kind, a, b in rows:
+            ra = decode_record(a, self.node.genesis.network_id, verify=False)
+            out.append({"id": i, "kind": kind, "author": ra.author_id, "seq": ra.seq,
+                        "a": base64.b64encode(a).decode(), "b": base64.b64encode(b).decode()})
+        nxt = str(rows[-1][0]) if len(rows) == limit else None
+        return {"evidence": out, "next_cursor": nxt}
+
+    async def account_get(self, author: str) -> JSONObject:
+        key = public_key_from_peer_id(author)
+        ledger = self._ledger()
+        acct = ledger.account(key)
+        return {"author": author, "next_seq": self.node.store.next_seq(key),
+                "clock": self.node.store.clock().get(key, 0),
+                "balance": acct.balance, "reputation": acct.reputation,
+                "agreed": acct.agreed, "disagreed": acct.disagreed}
+
+    # ---------------------------------------------------------------- blocks
+    async def block_put(self, data: bytes, codec: str) -> str:
+        try:
+            c = self.node.blocks.put(data, CODECS[codec])
+        except (BlockStoreError, ProtocolError) as exc:
+            raise InvalidParamsError("data", str(exc)) from None
+        return cidlib.cid_to_str(c)
+
+    async def block_get(self, cid: str) -> bytes:
+        c = _cid(cid)
+        try:
+            data = self.node.blocks.get(c)
+        except BlockStoreError as exc:
+            raise UnavailableError(str(exc)) from None
+        if data is None and self.node.bitswap is not None:
+            try:
+                data = (await self.node.bitswap.get_blocks([c], timeout=10.0)).get(c)
+            except NodeError as exc:
+                raise NotFoundError("block", f"{cid} ({exc})") from None
+        if data is None:
+            raise NotFoundError("block", cid)
+        return data

@@ -1,0 +1,81 @@
+"""The node's parts, wired together: key, genesis, stores, ingest, metrics.
+
+``Node`` holds what every subsystem shares and signs the node's own records
+(reserving each seq durably before it signs). The running services — p2p,
+consensus, RPC — are attached by :mod:`node.service` once they are up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from protocol.genesis import Genesis
+from protocol.keys import Signer, SigningKey
+from protocol.records import Body, Record, sign_record
+
+from node.blockstore import BlockStore
+from node.config import Config
+from node.home import NodeHome
+from node.ingest import Ingest
+from node.metrics import Metrics
+from node.store import Store, open_store
+
+if TYPE_CHECKING:
+    from node.bitswap import BitswapService
+    from node.consensus_service import ConsensusService
+    from node.p2p import P2PNode
+
+
+@dataclass
+class Node:
+    home: NodeHome
+    key: SigningKey
+    genesis: Genesis
+    config: Config
+    store: Store
+    blocks: BlockStore
+    metrics: Metrics
+    ingest: Ingest
+    signer: Signer = field(init=False)
+    p2p: P2PNode | None = None
+    consensus: ConsensusService | None = None
+    bitswap: BitswapService | None = None
+
+    def __post_init__(self) -> None:
+        self.signer = Signer(self.key)
+
+    @property
+    def peer_id(self) -> str:
+        return self.signer.peer_id
+
+    @property
+    def public_key(self) -> bytes:
+        return self.signer.public_key
+
+    @property
+    def is_validator(self) -> bool:
+        return self.public_key in self.genesis.weights()
+
+    def sign_own(self, body: Body) -> Record:
+        """Sign, save and publish one record of our own."""
+        seq = self.store.reserve_seq(self.public_key)
+        record = sign_record(self.genesis.network_id, self.signer, seq, body)
+        self.ingest.accept([record], source="self")
+        self.ingest.publish(record.data)
+        return record
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_node(home: NodeHome, config: Config | None = None) -> Node:
+    """Load a node home and open its stores (no network yet)."""
+    key = home.load_key()
+    genesis = home.load_genesis()
+    config = config or home.load_config()
+    store = open_store(home.store_path)
+    metrics = Metrics()
+    return Node(home=home, key=key, genesis=genesis, config=config, store=store,
+                blocks=BlockStore(home.root), metrics=metrics,
+                ingest=Ingest(store, genesis, metrics))

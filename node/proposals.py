@@ -1,0 +1,95 @@
+"""This node's proposals: what it would prevote for each item, from what it holds.
+
+A proposal is a pure function (:func:`protocol.aggregate.propose`) of the
+task, the annotations in the store, reputation weights from the final tallies
+the task names, and whether the task's close time has passed on this node's
+clock. Annotations that the task does not admit (author outside its allow-list,
+label outside its schema) are ignored the same way on every node.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from protocol.aggregate import propose
+from protocol.consensus_events import Key, ProposalChanged
+from protocol.errors import ProtocolError
+from protocol.ledger import reputation_weights
+from protocol.records import Task
+from protocol.tally import Tally, decode_tally
+
+from node.node import Node
+
+log = logging.getLogger("annot.proposals")
+
+
+class Proposer:
+    def __init__(self, node: Node, wall_clock: Callable[[], float]) -> None:
+        self.node = node
+        self.clock = wall_clock
+        self.tasks: dict[bytes, tuple[bytes, Task]] = {}  # task id → (requester, task)
+        self._current: dict[Key, str | None] = {}
+        self._dirty: set[Key] = set()
+
+    def add_task(self, tid: bytes, requester: bytes, task: Task) -> None:
+        if tid not in self.tasks:
+            self.tasks[tid] = (requester, task)
+            self._dirty.update((tid, item) for item in task.items)
+
+    def annotation_added(self, task: bytes, item: bytes) -> None:
+        if task in self.tasks:
+            self._dirty.add((task, item))
+
+    def current(self, key: Key) -> str | None:
+        return self._current.get(key)
+
+    def admitted(self, tid: bytes) -> list[tuple[bytes, bytes, str]]:
+        """The task's annotations as (item, author, label), filtered by its rules."""
+        _, task = self.tasks[tid]
+        allow = frozenset(task.allow)
+        labels = frozenset(task.labels)
+        items = frozenset(task.items)
+        return [(a.item, a.author, a.label) for a in self.node.store.annotations(tid)
+                if a.label in labels and a.item in items and (not allow or a.author in allow)]
+
+    def _compute(self, tid: bytes) -> dict[bytes, str | None]:
+        _, task = self.tasks[tid]
+        closed = task.close_time > 0 and self.clock() >= task.close_time
+        try:
+            weights = None
+            if task.weights_from:
+                finals: dict[bytes, Tally] = {
+                    t: decode_tally(d) for t, _, d in self.node.store.tallies()}
+                weights = reputation_weights(finals, task.weights_from)
+            return propose(task, self.admitted(tid), closed=closed, weights=weights)
+        except ProtocolError as exc:
+            log.info("no proposal for task %s yet: %s", tid.hex()[:16], exc)
+            return dict.fromkeys(task.items)
+
+    def _changes(self, keys: Iterable[Key], always: bool) -> list[ProposalChanged]:
+        by_task: dict[bytes, set[bytes]] = {}
+        for tid, item in keys:
+            if tid in self.tasks:
+                by_task.setdefault(tid, set()).add(item)
+        out = []
+        for tid, items in by_task.items():
+            values = self._compute(tid)
+            if self.tasks[tid][1].rule != "majority":
+                items = set(values)  # a task-wide rule can move every item
+            for item in items:
+                v = values.get(item)
+                key = (tid, item)
+                if always or key not in self._current or self._current[key] != v:
+                    self._current[key] = v
+                    out.append(ProposalChanged(key, v))
+        return out
+
+    def flush(self) -> list[ProposalChanged]:
+        """Proposals that changed since the last flush."""
+        dirty, self._dirty = self._dirty, set()
+        return self._changes(dirty, always=False)
+
+    def refresh(self, keys: Iterable[Key]) -> list[ProposalChanged]:
+        """Fresh proposals for ``keys`` after a sync (sent even when unchanged)."""
+        return self._changes(keys, always=True)
