@@ -40,7 +40,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.Abort, click.exceptions.Exit):
+        except (click.ClickException, click.Abort, click.exceptions.Exit, BrokenPipeError):
             raise
         except Exception as exc:
             if os.environ.get("ANNOT_DEBUG") or not isinstance(exc, _user_errors()):
@@ -347,7 +347,8 @@ def ledger(home: Path, as_json: bool) -> None:
     columns = [
         ("AUTHOR", field("author")),
         ("BALANCE", field("balance")),
-        ("AGREEMENTS", field("agreements")),
+        ("AGREED", field("agreed")),
+        ("DISAGREED", field("disagreed")),
         ("REPUTATION", field("reputation")),
     ]
     _show(_rpc(home, "ledger.get"), as_json, lambda r: print_table(r.get("accounts", []), columns))
@@ -450,13 +451,22 @@ def verify_certificate(as_json: bool, cert_path: Path, genesis_path: Path) -> No
 @click.argument("csv_path", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False,
                                                                 path_type=Path))
 def aggregate(as_json: bool, rule: str, csv_path: Path) -> None:
-    """Aggregate labels from a CSV offline with the given rule."""
+    """Aggregate labels from a CSV offline with the given rule; print item,label."""
     result = _offline("node.offline").aggregate(rule, csv_path)
-    rows = [{"item": i, "label": v} for i, v in result]
-    _show(rows, as_json, lambda r: print_table(r, [("ITEM", field("item")),
-                                                   ("LABEL", field("label"))]))
+    if as_json:
+        print_json([{"item": i, "label": v} for i, v in result])
+        return
+    out = click.get_text_stream("stdout")
+    out.write("item,label\n")
+    for i, v in result:
+        out.write(f"{i},{v}\n")
 
 
 def main() -> None:
     """Console-script entry point."""
-    cli(prog_name="annot")
+    try:
+        cli(prog_name="annot")
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): not an error worth a message
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)

@@ -21,7 +21,8 @@ edge catches that one class and gets a message that says what was wrong.
     ├── GenesisError                 an invalid genesis or parameter set
     ├── VoteError                    a vote that breaks the vote rules
     │   ├── NotValidatorError        a vote by a key outside the validator set
-    │   └── ConflictingVoteError     two votes by one validator, one item/round/phase
+    │   ├── ConflictingVoteError     two votes by one validator, one item/round/phase
+    │   └── InvalidEvidenceError     a vote pair offered as evidence that proves no equivocation
     ├── CertificateError             a certificate that does not prove finality
     ├── TallyError                   an invalid tally computation or tally vote
     │   └── MissingTallyError        a tally named by a task (weights_from) is not final here
@@ -176,3 +177,7 @@ class MissingTallyError(TallyError):
         names = ", ".join(t.hex() for t in tasks)
         super().__init__(f"reputation needs final tallies of tasks not final here yet: {names}")
         self.tasks = tasks
+
+
+class InvalidEvidenceError(VoteError):
+    """A pair of vote records offered as evidence that does not prove an equivocation."""
