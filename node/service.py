@@ -62,7 +62,7 @@ async def open_running_node(home: NodeHome, config: Config | None = None
                 await nursery.start(consensus.serve)
                 node.consensus = consensus
 
-                def on_records(records: list[Record], peer: str) -> None:
+                async def on_records(records: list[Record], peer: str) -> None:
                     node.ingest.accept(records, source=peer)
 
                 p2p = await nursery.start(partial(
