@@ -470,3 +470,7 @@ def main() -> None:
         # the reader went away (e.g. `| head`): not an error worth a message
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Wire frames of the p2p layer: gossip batches and sync-protocol frames.
+
+Pure and synchronous: bytes in, frozen values out, or a ``FrameError`` that
+says what was wrong. Every frame is canonical msgpack, decoded with
+:func:`protocol.encoding.decode_canonical` under tight limits, so a peer can
+never make us allocate more than a frame's byte cap.
+
+Gossip message payload (topic ``genesis.topic()``)::
+
+    [record bytes, record bytes, ...]          1..max_batch_records, <= 1 MiB
+
+Sync protocol ``/annot/sync/1.0.0`` (varint-length-prefixed frames)::
+
+    client -> server  {"clock": [[author (32 B), seq], ...], "more": bool,
+                       "net": network id (32 B), "t": "hello"}   (repeated while more)
+    server -> client  {"r": [record bytes, ...], "t": "recs"}     (zero or more)
+    server -> client  {"t": "done"}
+    either way        {"reason": str, "t": "error"}
+
+Errors::
+
+    NodeError
+    └── FrameError            a frame that is malformed, oversized or unexpected
+        └── NetworkMismatchError  a hello for another network id
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from node.errors import NodeError
+from protocol.encoding import Limits, decode_canonical, encode_canonical
+from protocol.errors import ProtocolError
+
+SYNC_PROTOCOL = "/annot/sync/1.0.0"
+RPC_CAP = 1 << 20  # py-libp2p's gossipsub RPC cap; also our sync frame budget
+GOSSIP_PAYLOAD_CAP = 1_000_000  # leave room for the pubsub envelope inside RPC_CAP
+CLOCK_ENTRIES_PER_FRAME = 4096  # ~45 B each: a hello frame stays under 200 KiB
+MAX_HELLO_FRAMES = 256  # a clock of up to ~1 M authors; more is abuse
+MAX_REASON = 512
+
+
+class FrameError(NodeError):
+    """A frame that is malformed, oversized or not expected here."""
+
+
+class NetworkMismatchError(FrameError):
+    """A peer that speaks another network id."""
+
+    def __init__(self, got: bytes, want: bytes) -> None:
+        super().__init__(f"peer is on network {got.hex()[:16]}…, we are on {want.hex()[:16]}…")
+        self.got = got
+        self.want = want
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    network_id: bytes
+    clock: tuple[tuple[bytes, int], ...]
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Recs:
+    records: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorFrame:
+    reason: str
+
+
+Frame = Hello | Recs | Done | ErrorFrame
+
+
+def frame_cap(max_record_bytes: int) -> int:
+    """Largest frame we read: one full batch, or at least one maximal record."""
+    return max(RPC_CAP, max_record_bytes + 4096)
+
+
+# ------------------------------------------------------------------ gossip batches
+
+def encode_batch(records: list[bytes]) -> bytes:
+    return encode_canonical(records)
+
+
+def decode_batch(payload: bytes, max_records: int, max_record_bytes: int) -> list[bytes]:
+    """The record byte strings of one gossip message, or a ``FrameError``."""
+    limits = Limits(max_bytes=GOSSIP_PAYLOAD_CAP, max_str=1, max_bin=max_record_bytes,
+                    max_array=max_records, max_map=1)
+    value = _decode("gossip batch", payload, limits)
+    if not isinstance(value, list) or not value:
+        raise FrameError("gossip batch: expected a non-empty list of records")
+    for i, v in enumerate(value):
+        if not isinstance(v, bytes):
+            raise FrameError(f"gossip batch[{i}]: expected record bytes, got {type(v).__name__}")
+    return value
+
+
+# ------------------------------------------------------------------ sync frames
+
+def encode_hello(network_id: bytes, clock: list[tuple[bytes, int]], more: bool) -> bytes:
+    return encode_canonical({"clock": [[a, s] for a, s in clock], "more": more,
+                             "net": network_id, "t": "hello"})
+
+
+def hello_frames(network_id: bytes, clock: dict[bytes, int]) -> list[bytes]:
+    """The hello frames for a whole clock, chunked so each frame stays small."""
+    items = sorted(clock.items())
+    chunks = [items[i:i + CLOCK_ENTRIES_PER_FRAME]
+              for i in range(0, len(items), CLOCK_ENTRIES_PER_FRAME)] or [[]]
+    return [encode_hello(network_id, c, i < len(chunks) - 1) for i, c in enumerate(chunks)]
+
+
+def encode_recs(records: list[bytes]) -> bytes:
+    return encode_canonical({"r": records, "t": "recs"})
+
+
+def encode_done() -> bytes:
+    return encode_canonical({"t": "done"})
+
+
+def encode_error(reason: str) -> bytes:
+    return encode_canonical({"reason": reason[:MAX_REASON], "t": "error"})
+
+
+def decode_frame(data: bytes, max_records: int, max_record_bytes: int) -> Frame:
+    """Decode one sync frame strictly: known type, exact fields, bounded sizes."""
+    limits = Limits(max_bytes=frame_cap(max_record_bytes), max_str=MAX_REASON,
+                    max_bin=max(max_record_bytes, 32),
+                    max_array=max(max_records, CLOCK_ENTRIES_PER_FRAME), max_map=4)
+    m = _decode("sync frame", data, limits)
+    if not isinstance(m, dict):
+        raise FrameError("sync frame: expected a map")
+    t = m.get("t")
+    if t == "hello":
+        _fields(m, ("clock", "more", "net", "t"))
+        return _hello(m)
+    if t == "recs":
+        _fields(m, ("r", "t"))
+        r = m["r"]
+        if not isinstance(r, list) or len(r) > max_records:
+            raise FrameError(f"recs: expected a list of at most {max_records} records")
+        if not all(isinstance(x, bytes) for x in r):
+            raise FrameError("recs: every record must be bytes")
+        return Recs(tuple(r))
+    if t == "done":
+        _fields(m, ("t",))
+        return Done()
+    if t == "error":
+        _fields(m, ("reason", "t"))
+        if not isinstance(m["reason"], str):
+            raise FrameError("error: reason must be a string")
+        return ErrorFrame(m["reason"])
+    raise FrameError(f"sync frame: unknown type {t!r}")
+
+
+def _hello(m: dict[str, Any]) -> Hello:
+    net, clock, more = m["net"], m["clock"], m["more"]
+    if not isinstance(net, bytes) or len(net) != 32:
+        raise FrameError("hello.net: expected a 32-byte network id")
+    if not isinstance(more, bool):
+        raise FrameError("hello.more: expected true or false")
+    if not isinstance(clock, list) or len(clock) > CLOCK_ENTRIES_PER_FRAME:
+        raise FrameError(f"hello.clock: expected a list of at most {CLOCK_ENTRIES_PER_FRAME}")
+    out: list[tuple[bytes, int]] = []
+    for e in clock:
+        if (not isinstance(e, list) or len(e) != 2 or not isinstance(e[0], bytes)
+                or len(e[0]) != 32 or type(e[1]) is not int or not 0 <= e[1] < 2**63):
+            raise FrameError("hello.clock[]: expected [author (32 bytes), seq >= 0]")
+        out.append((e[0], e[1]))
+    return Hello(net, tuple(out), more)
+
+
+def _fields(m: dict[str, Any], names: tuple[str, ...]) -> None:
+    if set(m) != set(names):
+        raise FrameError(f"{m.get('t')} frame: fields {sorted(m)}, expected {list(names)}")
+
+
+def _decode(what: str, data: bytes, limits: Limits) -> Any:
+    try:
+        return decode_canonical(data, limits)
+    except ProtocolError as exc:
+        raise FrameError(f"{what}: {exc}") from None

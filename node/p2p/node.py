@@ -1,0 +1,104 @@
+"""One node's whole p2p stack, started in dependency order in one nursery.
+
+``serve_p2p`` opens the host, starts gossip (pubsub must exist before peers
+connect), then sync, then bootstrap dialing, and reports a :class:`P2PNode`
+— the narrow face the service, RPC status and consensus layer use::
+
+    node = await nursery.start(serve_p2p, key, genesis, config, store, on_records)
+    node.publish_nowait(record.data)        # after the record is saved
+    node.request_sync_nowait()              # e.g. before voting again
+    node.counters.snapshot()                # for status / metrics
+
+``on_records(records, from_peer)`` receives every verified record from
+gossip and sync; it saves them (an exception there stops the node, on
+purpose: losing records silently is worse).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from node.config import Config
+from node.p2p.gossip import Gossip, OnRecords, serve_gossip
+from node.p2p.host import ConnEvent, P2PHost, open_host, serve_bootstrap
+from node.p2p.peers import BanList, P2PCounters, PeerScores
+from node.p2p.sync import Sync
+from node.store import Store
+from protocol.genesis import Genesis
+from protocol.keys import SigningKey
+
+if TYPE_CHECKING:
+    # libp2p pulls in trio-typing, whose stubs shadow trio's and lack trio.TaskStatus.
+    from trio_typing import TaskStatus
+
+log = logging.getLogger("annot.p2p")
+
+
+class P2PNode:
+    """A running p2p stack: host, gossip and sync of one node."""
+
+    def __init__(self, host: P2PHost, gossip: Gossip, sync: Sync,
+                 counters: P2PCounters) -> None:
+        self.host = host
+        self.gossip = gossip
+        self.sync = sync
+        self.counters = counters
+
+    @property
+    def peer_id(self) -> str:
+        return self.host.peer_id
+
+    @property
+    def topics(self) -> list[str]:
+        return [self.gossip.topic]
+
+    def listen_addrs(self) -> list[str]:
+        return self.host.listen_addrs()
+
+    def peers(self) -> list[str]:
+        return self.host.connected_peers()
+
+    async def connect(self, addr: str) -> str:
+        return await self.host.connect(addr)
+
+    def publish_nowait(self, data: bytes) -> bool:
+        """Gossip one saved record's bytes (batched); False if dropped from gossip."""
+        return self.gossip.publish_nowait(data)
+
+    def request_sync_nowait(self, peer: str | None = None) -> None:
+        self.sync.request_sync_nowait(peer)
+
+    async def request_sync(self, peer: str | None = None) -> int:
+        """Sync now with ``peer`` or every peer; return the records received."""
+        return await self.sync.request_sync(peer)
+
+    def status(self) -> dict[str, Any]:
+        return {"peer_id": self.peer_id, "listen": self.listen_addrs(),
+                "peers": self.peers(), "topics": self.topics, **self.counters.snapshot()}
+
+
+async def serve_p2p(key: SigningKey, genesis: Genesis, config: Config, store: Store,
+                    on_records: OnRecords, *, metrics: Any = None,
+                    task_status: TaskStatus[P2PNode] = trio.TASK_STATUS_IGNORED
+                    ) -> None:
+    """Run the p2p stack until cancelled; report the :class:`P2PNode` once listening."""
+    counters = P2PCounters(metrics=metrics)
+    bans = BanList()
+    scores = PeerScores(config.gossip.invalid_threshold, bans)
+    async with open_host(key, config.p2p, bans) as host, trio.open_nursery() as nursery:
+        gossip = await nursery.start(serve_gossip,
+                                     Gossip(host, genesis, config.gossip, on_records,
+                                            counters, scores))
+        sync = await nursery.start(Sync(host, genesis, config.sync, store, on_records,
+                                        counters, scores).serve)
+
+        def on_conn(ev: ConnEvent) -> None:
+            counters.set_peers(len(host.connected_peers()))
+
+        host.add_listener(on_conn)
+        await nursery.start(serve_bootstrap, host, config.p2p)
+        log.info("p2p: node %s up on %s", host.peer_id, ", ".join(host.listen_addrs()))
+        task_status.started(P2PNode(host, gossip, sync, counters))

@@ -1,0 +1,125 @@
+"""Peer bookkeeping: counters, invalid-message scores and the ban list.
+
+Synchronous and clock-free: callers pass ``now`` (trio's clock), so these are
+tested without sockets. The libp2p adapters decide *when* a peer misbehaved;
+this module decides *what follows* (a ban once the threshold is crossed).
+
+The optional ``metrics`` object is :class:`node.metrics.Metrics` or anything
+with the same attributes; it is called defensively, so a missing or partial
+metrics object never breaks networking.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("annot.p2p")
+
+BAN_SECONDS = 600.0
+MAX_TRACKED_PEERS = 10_000  # scores of at most this many peers are kept
+
+
+@dataclass
+class P2PCounters:
+    """Counts for status and metrics; mirrored into ``metrics`` when given."""
+
+    metrics: Any = None
+    gossip_in: int = 0  # gossip messages accepted from peers
+    gossip_out: int = 0  # gossip messages we published
+    gossip_records_in: int = 0
+    gossip_records_out: int = 0
+    gossip_dropped: int = 0  # records not gossiped (buffer full / publish failed)
+    sync_records: int = 0  # records received by sync
+    syncs: int = 0  # completed sync sessions (as client)
+    rejected: Counter[str] = field(default_factory=Counter)  # by reason class
+
+    def count_gossip(self, direction: str, records: int) -> None:
+        if direction == "in":
+            self.gossip_in += 1
+            self.gossip_records_in += records
+        else:
+            self.gossip_out += 1
+            self.gossip_records_out += records
+        self._metric("gossip_messages", direction=direction)
+
+    def count_sync(self, records: int) -> None:
+        self.sync_records += records
+        self._metric("sync_records", amount=records)
+
+    def count_rejected(self, reason: str, n: int = 1) -> None:
+        self.rejected[reason] += n
+        self._metric("records_rejected", amount=n, reason=reason)
+
+    def set_peers(self, n: int) -> None:
+        try:
+            self.metrics.peers.set(n)
+        except AttributeError:
+            pass
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "gossip_in": self.gossip_in, "gossip_out": self.gossip_out,
+            "gossip_records_in": self.gossip_records_in,
+            "gossip_records_out": self.gossip_records_out,
+            "gossip_dropped": self.gossip_dropped, "sync_records": self.sync_records,
+            "syncs": self.syncs, "rejected": dict(self.rejected),
+        }
+
+    def _metric(self, name: str, amount: int = 1, **labels: str) -> None:
+        if self.metrics is None or amount <= 0:
+            return
+        try:
+            c = getattr(self.metrics, name)
+            (c.labels(**labels) if labels else c).inc(amount)
+        except Exception:
+            log.debug("metric %s not counted", name, exc_info=True)
+
+
+class BanList:
+    """Peers refused until an expiry time."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+
+    def ban(self, peer: str, now: float, seconds: float = BAN_SECONDS) -> None:
+        self._until[peer] = max(self._until.get(peer, 0.0), now + seconds)
+
+    def is_banned(self, peer: str, now: float) -> bool:
+        until = self._until.get(peer)
+        if until is None:
+            return False
+        if until <= now:
+            del self._until[peer]
+            return False
+        return True
+
+    def banned(self, now: float) -> list[str]:
+        return [p for p in list(self._until) if self.is_banned(p, now)]
+
+
+class PeerScores:
+    """Invalid-message counts per peer; crossing the threshold bans the peer."""
+
+    def __init__(self, threshold: int, bans: BanList, ban_seconds: float = BAN_SECONDS) -> None:
+        self.threshold = threshold
+        self.bans = bans
+        self.ban_seconds = ban_seconds
+        self._invalid: dict[str, int] = {}
+
+    def invalid(self, peer: str, now: float) -> bool:
+        """Count one invalid message from ``peer``; True when this bans it."""
+        if peer not in self._invalid and len(self._invalid) >= MAX_TRACKED_PEERS:
+            self._invalid.pop(next(iter(self._invalid)))
+        n = self._invalid.get(peer, 0) + 1
+        self._invalid[peer] = n
+        if n >= self.threshold:
+            self._invalid.pop(peer, None)
+            self.bans.ban(peer, now, self.ban_seconds)
+            return True
+        return False
+
+    def count(self, peer: str) -> int:
+        return self._invalid.get(peer, 0)

@@ -1,0 +1,301 @@
+"""Sync: ``/annot/sync/1.0.0``, "send me every record I lack", by vector clock.
+
+The client opens a stream and sends its clock (author → highest contiguous
+seq) in hello frames; the server answers, for every author it holds, every
+record with a seq above the client's contiguous seq (so records past a gap
+come too, and both ends finish with the same set), in ``recs`` frames of at
+most ``batch_records`` records and ~1 MiB, then ``done``. A hello for another
+network gets an error frame, and the peer is disconnected and refused.
+
+Each node runs the client against each peer on connect, every
+``interval_s`` and on demand, so sync is symmetric. One session per peer at
+a time; every frame read and write has ``request_timeout_s`` and a session
+has an overall limit. Memory stays bounded whatever a peer sends: frames are
+capped before reading, the server keeps client clock entries only for authors
+it holds itself, and hello frames are counted. Frame formats: ``frames.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+import trio
+from libp2p.io.msgio import VarIntLengthMsgReadWriter
+from libp2p.peer.id import ID
+
+from node.config import SyncConfig
+from node.errors import NodeError
+from node.p2p import frames as fr
+from node.p2p.gossip import OnRecords
+from node.p2p.host import ConnEvent, P2PHost
+from node.p2p.peers import P2PCounters, PeerScores
+from node.store import Store
+from protocol.errors import ProtocolError
+from protocol.genesis import Genesis
+from protocol.records import decode_record
+
+if TYPE_CHECKING:
+    # libp2p pulls in trio-typing, whose stubs shadow trio's and lack trio.TaskStatus.
+    from trio_typing import TaskStatus
+
+log = logging.getLogger("annot.p2p.sync")
+
+SESSION_FACTOR = 15  # a whole session may take this many request timeouts
+MAX_CLIENT_SESSIONS = 8
+MAX_SERVER_SESSIONS = 16
+WRONG_NETWORK_BAN_S = 300.0
+
+
+class SyncError(NodeError):
+    """A sync session that failed: stream error, timeout, refusal or bad data."""
+
+
+def _seq_of(data: bytes) -> int:
+    # our own store's bytes, verified when saved: a plain unpack is enough
+    return int(msgpack.unpackb(data, raw=False)["s"])
+
+
+class Sync:
+    """The sync protocol of one node: server handler, client and scheduler."""
+
+    def __init__(self, host: P2PHost, genesis: Genesis, config: SyncConfig, store: Store,
+                 on_records: OnRecords, counters: P2PCounters, scores: PeerScores) -> None:
+        self.host = host
+        self.config = config
+        self.store = store
+        self.on_records = on_records
+        self.counters = counters
+        self.scores = scores
+        self._net = genesis.network_id
+        self._limits = genesis.params.limits()
+        self._batch = min(config.batch_records, genesis.params.max_batch_records)
+        self._batch_in = genesis.params.max_batch_records
+        self._cap = fr.frame_cap(self._limits.max_bytes)
+        self._budget = self._cap - 1024
+        self._session_s = config.request_timeout_s * SESSION_FACTOR
+        self._locks: dict[str, trio.Lock] = {}
+        self._pending: set[str] = set()
+        self._running: set[str] = set()
+        self._again: set[str] = set()
+        self._client_slots = trio.CapacityLimiter(MAX_CLIENT_SESSIONS)
+        self._server_slots = trio.CapacityLimiter(MAX_SERVER_SESSIONS)
+        self._req_send, self._req_recv = trio.open_memory_channel[str](math.inf)
+
+    # ------------------------------------------------------------ frames on a stream
+    async def _read(self, rw: Any) -> fr.Frame:
+        try:
+            with trio.fail_after(self.config.request_timeout_s):
+                data = await rw.read_msg()
+        except trio.TooSlowError:
+            raise SyncError("timed out waiting for a frame") from None
+        except Exception as exc:
+            raise SyncError(f"stream read failed: {type(exc).__name__}: {exc}") from None
+        return fr.decode_frame(data, self._batch_in, self._limits.max_bytes)
+
+    async def _write(self, rw: Any, data: bytes) -> None:
+        try:
+            with trio.fail_after(self.config.request_timeout_s):
+                await rw.write_msg(data)
+        except trio.TooSlowError:
+            raise SyncError("timed out writing a frame") from None
+        except Exception as exc:
+            raise SyncError(f"stream write failed: {type(exc).__name__}: {exc}") from None
+
+    # ------------------------------------------------------------ server
+    async def handle_stream(self, stream: Any) -> None:
+        peer = str(stream.muxed_conn.peer_id)
+        rw = VarIntLengthMsgReadWriter(stream, max_msg_size=self._cap)
+        try:
+            if self.host.is_banned(peer):
+                raise SyncError("peer is banned")
+            try:
+                self._server_slots.acquire_on_behalf_of_nowait(stream)
+            except trio.WouldBlock:
+                await self._write(rw, fr.encode_error("busy, try later"))
+                return
+            try:
+                with trio.fail_after(self._session_s):
+                    await self._serve_peer(rw, peer)
+            finally:
+                self._server_slots.release_on_behalf_of(stream)
+        except fr.NetworkMismatchError as exc:
+            log.warning("sync: disconnecting %s: %s", peer, exc)
+            self.host.ban(peer, WRONG_NETWORK_BAN_S)
+        except (SyncError, fr.FrameError, trio.TooSlowError) as exc:
+            log.info("sync: serving %s failed: %s", peer, exc)
+        finally:
+            await _close(stream)
+
+    async def _serve_peer(self, rw: Any, peer: str) -> None:
+        mine = self.store.clock()
+        theirs: dict[bytes, int] = {}
+        for _ in range(fr.MAX_HELLO_FRAMES):
+            frame = await self._read(rw)
+            if not isinstance(frame, fr.Hello):
+                raise fr.FrameError(f"expected hello, got {type(frame).__name__}")
+            if frame.network_id != self._net:
+                exc = fr.NetworkMismatchError(frame.network_id, self._net)
+                await self._write(rw, fr.encode_error(f"wrong network: {exc}"))
+                raise exc
+            theirs.update((a, s) for a, s in frame.clock if a in mine)
+            if not frame.more:
+                break
+        else:
+            raise fr.FrameError(f"more than {fr.MAX_HELLO_FRAMES} hello frames")
+        batch: list[bytes] = []
+        size = 0
+        sent = 0
+        for author in mine:
+            after = theirs.get(author, 0)
+            while True:
+                rows = self.store.records_after(author, after, self._batch)
+                for data in rows:
+                    if batch and (len(batch) >= self._batch or size + len(data) > self._budget):
+                        await self._write(rw, fr.encode_recs(batch))
+                        sent += len(batch)
+                        batch, size = [], 0
+                    batch.append(data)
+                    size += len(data) + 5
+                if len(rows) < self._batch:
+                    break
+                after = _seq_of(rows[-1])
+            await trio.lowlevel.checkpoint()
+        if batch:
+            await self._write(rw, fr.encode_recs(batch))
+            sent += len(batch)
+        await self._write(rw, fr.encode_done())
+        log.debug("sync: sent %d records to %s", sent, peer)
+
+    # ------------------------------------------------------------ client
+    async def sync_with(self, peer: str) -> int:
+        """Pull every record ``peer`` has that we lack; return how many came."""
+        lock = self._locks.setdefault(peer, trio.Lock())
+        async with lock, self._client_slots:
+            try:
+                with trio.fail_after(self._session_s):
+                    n = await self._pull(peer)
+            except trio.TooSlowError:
+                raise SyncError(f"sync with {peer} took over {self._session_s:.0f}s") from None
+        self.counters.syncs += 1
+        self.counters.count_sync(n)
+        return n
+
+    async def _pull(self, peer: str) -> int:
+        try:
+            with trio.fail_after(self.config.request_timeout_s):
+                stream = await self.host.raw.new_stream(ID.from_base58(peer), [fr.SYNC_PROTOCOL])
+        except trio.TooSlowError:
+            raise SyncError(f"opening a sync stream to {peer} timed out") from None
+        except Exception as exc:
+            raise SyncError(f"cannot open a sync stream to {peer}: {exc}") from None
+        rw = VarIntLengthMsgReadWriter(stream, max_msg_size=self._cap)
+        total = 0
+        try:
+            for data in fr.hello_frames(self._net, self.store.clock()):
+                await self._write(rw, data)
+            while True:
+                frame = await self._read(rw)
+                if isinstance(frame, fr.Done):
+                    return total
+                if isinstance(frame, fr.ErrorFrame):
+                    raise SyncError(f"{peer} refused sync: {frame.reason}")
+                if not isinstance(frame, fr.Recs):
+                    raise fr.FrameError(f"expected recs or done, got {type(frame).__name__}")
+                try:
+                    records = [decode_record(d, self._net, self._limits) for d in frame.records]
+                except ProtocolError as exc:
+                    self._penalize(peer, exc)
+                    raise SyncError(f"{peer} sent an invalid record: {exc}") from None
+                if records:
+                    await self.on_records(records, peer)
+                    total += len(records)
+        except fr.FrameError as exc:
+            self._penalize(peer, exc)
+            raise SyncError(f"{peer} sent a bad frame: {exc}") from None
+        finally:
+            await _close(stream)
+
+    def _penalize(self, peer: str, exc: Exception) -> None:
+        reason = type(exc).__name__
+        self.counters.count_rejected(reason)
+        log.warning("sync: invalid data from %s (%s): %s", peer, reason, exc)
+        if self.scores.invalid(peer, trio.current_time()):
+            self.host.ban(peer, self.scores.ban_seconds)
+
+    # ------------------------------------------------------------ scheduling
+    def request_sync_nowait(self, peer: str | None = None) -> None:
+        """Schedule a sync with ``peer`` (or every connected peer); never blocks."""
+        for p in [peer] if peer is not None else self.host.connected_peers():
+            if p in self._running:
+                self._again.add(p)
+            elif p not in self._pending:
+                self._pending.add(p)
+                self._req_send.send_nowait(p)
+
+    async def request_sync(self, peer: str | None = None) -> int:
+        """Sync now with ``peer`` (errors raise) or every peer (errors are logged)."""
+        if peer is not None:
+            return await self.sync_with(peer)
+        total = 0
+
+        async def one(p: str) -> None:
+            nonlocal total
+            try:
+                total += await self.sync_with(p)
+            except (SyncError, fr.FrameError) as exc:
+                log.info("sync: with %s failed: %s", p, exc)
+
+        async with trio.open_nursery() as nursery:
+            for p in self.host.connected_peers():
+                nursery.start_soon(one, p)
+        return total
+
+    def on_connection(self, ev: ConnEvent) -> None:
+        if ev.connected:
+            self.request_sync_nowait(ev.peer)
+        else:
+            lock = self._locks.get(ev.peer)
+            if lock is not None and not lock.locked():
+                del self._locks[ev.peer]
+
+    async def _run_one(self, peer: str) -> None:
+        self._pending.discard(peer)
+        self._running.add(peer)
+        try:
+            n = await self.sync_with(peer)
+            if n:
+                log.info("sync: %d records from %s", n, peer)
+        except (SyncError, fr.FrameError) as exc:
+            log.info("sync: with %s failed: %s", peer, exc)
+        finally:
+            self._running.discard(peer)
+        if peer in self._again:
+            self._again.discard(peer)
+            self.request_sync_nowait(peer)
+
+    async def serve(self, *, task_status: TaskStatus[Sync] = trio.TASK_STATUS_IGNORED
+                    ) -> None:
+        """Serve the protocol and run scheduled syncs; never returns."""
+        self.host.raw.set_stream_handler(fr.SYNC_PROTOCOL, self.handle_stream)
+        self.host.add_listener(self.on_connection)
+        async with trio.open_nursery() as nursery:
+            task_status.started(self)
+            while True:
+                with trio.move_on_after(self.config.interval_s):
+                    async for peer in self._req_recv:
+                        nursery.start_soon(self._run_one, peer)
+                self.request_sync_nowait()
+
+
+async def _close(stream: Any) -> None:
+    with trio.move_on_after(1):
+        try:
+            await stream.close()
+        except Exception:
+            pass
+
+
+serve_sync = Sync.serve
