@@ -7,6 +7,7 @@ a typo never silently falls back to a default. ``DEFAULT_TOML`` documents every 
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -142,8 +143,8 @@ def _section(cls: type[Any], name: str, raw: object) -> Any:
             if not isinstance(v, bool):
                 raise ConfigError(f"[{name}] {k}: expected true or false")
         elif isinstance(default, float):
-            if not isinstance(v, (int, float)) or isinstance(v, bool):
-                raise ConfigError(f"[{name}] {k}: expected a number")
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                raise ConfigError(f"[{name}] {k}: expected a finite number")
             v = float(v)
         elif type(v) is not type(default):
             raise ConfigError(f"[{name}] {k}: expected {type(default).__name__}, got {v!r}")

@@ -17,13 +17,12 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from protocol.errors import ProtocolError
-from protocol.genesis import Genesis, Validator, genesis_from_json
-from protocol.keys import SigningKey
-
 from node.config import Config, load_config, render_config
 from node.errors import HomeError, KeyPermissionError
 from node.store import open_store
+from protocol.errors import ProtocolError
+from protocol.genesis import Genesis, Validator, genesis_from_json
+from protocol.keys import SigningKey
 
 DEFAULT_HOME = Path("~/.annot")
 
@@ -114,7 +113,7 @@ def init_home(home: Path, genesis_path: Path | None = None, *, p2p_port: int = 4
 
     Without a genesis, the node gets a one-validator development network of
     its own (like ``cometbft init``), so a single node runs out of the box."""
-    if home.exists() and any(home.iterdir()):
+    if home.exists() and (not home.is_dir() or any(home.iterdir())):
         raise HomeError(f"{home} already exists and is not empty; refusing to overwrite it")
     genesis: Genesis | None = None
     if genesis_path is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -79,22 +80,28 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; a refused write becomes a named ``StoreError``."""
+        try:
+            with self._db:
+                yield self._db
+        except sqlite3.OperationalError as exc:
+            raise self._write_error(exc) from exc
+
     # ------------------------------------------------------------ records
     def save_records(self, records: Iterable[Record], received: int = 0) -> list[Saved]:
         """Save a batch in one transaction; report, per record, what happened."""
         out: list[Saved] = []
-        try:
-            with self._db:
-                cur = self._db.cursor()
-                touched: set[bytes] = set()
-                for r in records:
-                    out.append(self._save_one(cur, r, received))
-                    if out[-1] is Saved.NEW:
-                        touched.add(r.author)
-                for author in touched:
-                    self._advance_clock(cur, author)
-        except sqlite3.OperationalError as exc:
-            raise self._write_error(exc) from exc
+        with self._tx() as db:
+            cur = db.cursor()
+            touched: set[bytes] = set()
+            for r in records:
+                out.append(self._save_one(cur, r, received))
+                if out[-1] is Saved.NEW:
+                    touched.add(r.author)
+            for author in touched:
+                self._advance_clock(cur, author)
         return out
 
     def _save_one(self, cur: sqlite3.Cursor, r: Record, received: int) -> Saved:
@@ -233,7 +240,7 @@ class Store:
 
         Committed before anything is signed, so a crash can only skip seqs,
         never reuse one."""
-        with self._db:
+        with self._tx():
             row = self._db.execute("SELECT next_seq FROM own_seq WHERE author=?",
                                    (author,)).fetchone()
             stored = self._db.execute("SELECT max(seq) FROM records WHERE author=?",
@@ -264,7 +271,7 @@ class Store:
 
     def save_evidence(self, kind: str, a: bytes, b: bytes) -> bool:
         lo, hi = sorted((a, b))
-        with self._db:
+        with self._tx():
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO evidence(kind, a, b) VALUES (?,?,?)", (kind, lo, hi))
         return cur.rowcount == 1
@@ -278,7 +285,7 @@ class Store:
     def save_certificate(self, task: bytes, item: bytes, value: str, round_: int,
                          refs: Iterable[bytes]) -> None:
         """Record an item's final value and the ids of the precommits that prove it."""
-        with self._db:
+        with self._tx():
             self._db.execute(
                 "INSERT OR IGNORE INTO certificates(task, item, value, round, data)"
                 " VALUES (?,?,?,?,?)", (task, item, value, round_, _pack_refs(refs)))
@@ -293,7 +300,7 @@ class Store:
         refs = set(_unpack_refs(bytes(row[0])))
         if ref not in refs:
             refs.add(ref)
-            with self._db:
+            with self._tx():
                 self._db.execute("UPDATE certificates SET data=? WHERE task=? AND item=?",
                                  (_pack_refs(refs), task, item))
 
@@ -321,7 +328,7 @@ class Store:
         return int(self._db.execute("SELECT count(*) FROM certificates").fetchone()[0])
 
     def save_tally(self, task: bytes, root: bytes, data: bytes) -> None:
-        with self._db:
+        with self._tx():
             self._db.execute("INSERT OR IGNORE INTO tallies(task, root, data) VALUES (?,?,?)",
                              (task, root, data))
 

@@ -10,6 +10,7 @@ before it allocates.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ import msgpack
 
 from protocol.errors import (
     DecodeError,
+    FieldTypeError,
     FloatError,
     NonCanonicalError,
     TooLargeError,
@@ -38,13 +40,19 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+# how msgpack words a declared length over a limit: "70000 exceeds max_bin_len(65536)"
+_LIMIT_BREACH = re.compile(r"(?P<size>\d+) exceeds (?P<what>max_\w+)\((?P<limit>\d+)\)")
 
 
 def _sorted(value: Any) -> Any:
     if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise FieldTypeError("canonical maps have string keys only")
         return {k: _sorted(value[k]) for k in sorted(value)}
     if isinstance(value, (list, tuple)):
         return [_sorted(v) for v in value]
+    if isinstance(value, float):
+        raise FloatError("floats are not allowed in canonical data")
     return value
 
 
@@ -98,17 +106,19 @@ def decode_canonical(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
     except ValueError as exc:
         # msgpack reports limit breaches as ValueError ("... exceeds max_..._len")
         text = str(exc)
-        if "exceeds max" in text:
-            raise DecodeError(f"over a size limit: {text}") from None
-        raise DecodeError(f"malformed msgpack: {text}") from None
+        if "max_ext_len" in text:
+            raise DecodeError("msgpack extension types are not allowed") from None
+        if m := _LIMIT_BREACH.fullmatch(text):
+            raise TooLargeError(m["what"], int(m["size"]), int(m["limit"])) from None
+        raise DecodeError(f"malformed msgpack: {text or type(exc).__name__}") from None
     except UnicodeDecodeError:
         raise DecodeError("string is not valid UTF-8") from None
-    except Exception as exc:  # noqa: BLE001 - msgpack raises assorted types on garbage
+    except Exception as exc:
         raise DecodeError(f"malformed msgpack: {type(exc).__name__}: {exc}") from None
     _check(value, 0)
     try:
         again = encode_canonical(value)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise DecodeError(f"value cannot be re-encoded: {exc}") from None
     if again != bytes(data):
         raise NonCanonicalError(

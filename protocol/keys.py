@@ -64,10 +64,14 @@ class Signer:
         return bytes(self._key.sign(message).signature)
 
 
+def _b58(raw: bytes) -> str:
+    return base58.b58encode(raw).decode("ascii")
+
+
 def peer_id_from_public_key(public_key: bytes) -> str:
     if len(public_key) != 32:
         raise KeyError_(f"an Ed25519 public key is 32 bytes, got {len(public_key)}")
-    return base58.b58encode(_PEER_ID_PREFIX + public_key).decode("ascii")
+    return _b58(_PEER_ID_PREFIX + public_key)
 
 
 def public_key_from_peer_id(peer_id: str) -> bytes:
@@ -78,7 +82,7 @@ def public_key_from_peer_id(peer_id: str) -> bytes:
         raw = base58.b58decode(peer_id.encode("ascii"))
     except (ValueError, UnicodeEncodeError):
         raise KeyError_(f"peer id {peer_id!r} is not base58btc") from None
-    if len(raw) != 38 or not raw.startswith(_PEER_ID_PREFIX):
+    if len(raw) != 38 or not raw.startswith(_PEER_ID_PREFIX) or _b58(raw) != peer_id:
         raise KeyError_(f"peer id {peer_id!r} does not name an Ed25519 key (want 12D3KooW…)")
     return raw[len(_PEER_ID_PREFIX):]
 

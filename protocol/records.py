@@ -292,6 +292,8 @@ def sign_record(network_id: bytes, signer: keys.Signer | keys.SigningKey, seq: i
     if seq < 1:
         raise FieldTypeError(f"seq starts at 1, got {seq}")
     kind = body.KIND
+    # never sign what a decoder would refuse: check the body by the decoder's own rules
+    body_from_map(kind, encode_roundtrip(body_to_map(body)))
     author = signer.public_key
     sig = signer.sign(sign_bytes(network_id, kind, author, seq, body))
     data = _envelope(network_id, kind, author, seq, body, sig)
@@ -323,6 +325,11 @@ def verify_record(record: Record, network_id: bytes) -> None:
     keys.verify(record.author,
                 sign_bytes(network_id, record.kind, record.author, record.seq, record.body),
                 record.signature)
+
+
+def encode_roundtrip(m: dict[str, Any]) -> Any:
+    """``m`` as a decoder would see it (tuples become lists, as on the wire)."""
+    return decode_canonical(encode_canonical(m))
 
 
 def record_id(data: bytes) -> bytes:

@@ -1,0 +1,1 @@
+"""Quick benchmarks, run as modules: ``python -m tests.bench.<name>``."""
