@@ -34,8 +34,8 @@ quality: install
 	$(BIN)/python -m tests.quality.quality
 
 testnet: install
-	$(BIN)/python -m node.testnet up --n $(N) --annotators $(ANNOTATORS) --items $(ITEMS) \
-		--base-port $(BASE_PORT) --dir $(TESTNET) $(if $(DATA),--data $(DATA))
+	$(BIN)/python -m node.testnet up --dir $(TESTNET) --n $(N) --annotators $(ANNOTATORS) \
+		--base-port $(BASE_PORT) $(if $(DATA),--data $(DATA),--items $(ITEMS))
 
 testnet-status: install
 	$(BIN)/python -m node.testnet status --dir $(TESTNET)

@@ -9,15 +9,6 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from protocol import cid as cidlib
-from protocol.certificate import build_certificate, decode_certificate, encode_certificate
-from protocol.encoding import Limits
-from protocol.errors import ProtocolError
-from protocol.keys import peer_id_from_public_key, public_key_from_peer_id
-from protocol.ledger import build_ledger, ledger_root
-from protocol.records import Annotation, Task, decode_record
-from protocol.tally import decode_tally
-
 import node
 from node.blockstore import BlockStoreError
 from node.errors import NodeError
@@ -33,6 +24,14 @@ from node.rpc.api import (
     UnavailableError,
 )
 from node.store import Saved, StoredAnnotation
+from protocol import cid as cidlib
+from protocol.certificate import build_certificate, decode_certificate, encode_certificate
+from protocol.encoding import Limits
+from protocol.errors import ProtocolError
+from protocol.keys import peer_id_from_public_key, public_key_from_peer_id
+from protocol.ledger import build_ledger, ledger_root
+from protocol.records import Annotation, Task, decode_record
+from protocol.tally import decode_tally
 
 CERT_LIMITS = Limits(max_bytes=16 << 20)
 CODECS = {"raw": cidlib.RAW, "dag-pb": cidlib.DAG_PB}

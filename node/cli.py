@@ -456,10 +456,8 @@ def aggregate(as_json: bool, rule: str, csv_path: Path) -> None:
     if as_json:
         print_json([{"item": i, "label": v} for i, v in result])
         return
-    out = click.get_text_stream("stdout")
-    out.write("item,label\n")
-    for i, v in result:
-        out.write(f"{i},{v}\n")
+    lines = ["item,label", *(f"{i},{v}" for i, v in result)]
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 def main() -> None:

@@ -16,10 +16,13 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
+from node.node import Node
+from node.proposals import Proposer
+from node.tallies import TallyKeeper
 from protocol.consensus import Engine
 from protocol.consensus_events import (
     Action,
@@ -36,11 +39,11 @@ from protocol.consensus_events import (
     vote_events,
 )
 from protocol.errors import ProtocolError
-from protocol.records import Annotation, Record, Task, TallyVote, Vote, decode_record
+from protocol.records import Annotation, Record, TallyVote, Task, Vote, decode_record
 
-from node.node import Node
-from node.proposals import Proposer
-from node.tallies import TallyKeeper
+if TYPE_CHECKING:
+    # libp2p's trio-typing stubs shadow trio's own and lack trio.TaskStatus
+    from trio_typing import TaskStatus
 
 log = logging.getLogger("annot.consensus")
 
@@ -75,7 +78,7 @@ class ConsensusService:
         return self.tallies.state(task)
 
     # ------------------------------------------------------------ serving
-    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    async def serve(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED
                     ) -> None:
         self._restore()
         async with trio.open_nursery() as nursery:
@@ -124,7 +127,9 @@ class ConsensusService:
                 for ev in events:
                     if self.engine.finalized(ev.key) is not None:
                         self._late_vote(ev.key, ev.phase, ev.round, ev.value, r)
-                    actions += self._handle(ev)
+                    # performed now, not after the batch: a Finalized must store its
+                    # certificate before the next precommit in this batch can join it
+                    self._perform(self._handle(ev))
             elif isinstance(body, TallyVote):
                 self.tallies.vote_received(r.author, r.seq, body)
         for tid, task in tasks:

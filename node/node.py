@@ -10,16 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from protocol.genesis import Genesis
-from protocol.keys import Signer, SigningKey
-from protocol.records import Body, Record, sign_record
-
 from node.blockstore import BlockStore
 from node.config import Config
 from node.home import NodeHome
 from node.ingest import Ingest
 from node.metrics import Metrics
 from node.store import Store, open_store
+from protocol.genesis import Genesis
+from protocol.keys import Signer, SigningKey
+from protocol.records import Body, Record, sign_record
 
 if TYPE_CHECKING:
     from node.bitswap import BitswapService

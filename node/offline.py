@@ -7,15 +7,14 @@ import base64
 from pathlib import Path
 from typing import Any
 
+from node.aggregate_csv import aggregate as _aggregate
+from node.errors import HomeError
+from node.home import load_key, new_key, write_key
 from protocol import cid as cidlib
 from protocol.encoding import Limits
 from protocol.errors import ProtocolError
 from protocol.genesis import Genesis, Validator, genesis_from_json
 from protocol.records import Annotation, sign_record
-
-from node.aggregate_csv import aggregate as _aggregate
-from node.errors import HomeError
-from node.home import load_key, new_key, write_key
 
 
 def keygen(path: Path) -> str:

@@ -12,14 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
+from node.node import Node
 from protocol.aggregate import propose
 from protocol.consensus_events import Key, ProposalChanged
 from protocol.errors import ProtocolError
 from protocol.ledger import reputation_weights
 from protocol.records import Task
 from protocol.tally import Tally, decode_tally
-
-from node.node import Node
 
 log = logging.getLogger("annot.proposals")
 

@@ -11,15 +11,12 @@ import fcntl
 import logging
 import os
 import signal
-from functools import partial
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import trio
-
-from protocol.records import Record
 
 from node.config import Config
 from node.consensus_service import ConsensusService
@@ -27,6 +24,7 @@ from node.errors import AlreadyRunningError
 from node.home import NodeHome
 from node.logs import setup_logging
 from node.node import Node, open_node
+from protocol.records import Record
 
 log = logging.getLogger("annot.service")
 

@@ -17,13 +17,12 @@ from typing import Any
 
 import trio
 
+from node.node import Node
+from node.proposals import Proposer
 from protocol.errors import ProtocolError
 from protocol.keys import peer_id_from_public_key
 from protocol.records import TallyVote, decode_record
 from protocol.tally import compute_tally, encode_tally, tally_root
-
-from node.node import Node
-from node.proposals import Proposer
 
 log = logging.getLogger("annot.tallies")
 
