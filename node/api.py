@@ -278,7 +278,10 @@ class NodeRPC:
     # ---------------------------------------------------------------- blocks
     async def block_put(self, data: bytes, codec: str) -> str:
         try:
-            c = self.node.blocks.put(data, CODECS[codec])
+            if self.node.content is not None:
+                c = await self.node.content.put(data, CODECS[codec])
+            else:
+                c = self.node.blocks.put(data, CODECS[codec])
         except (BlockStoreError, ProtocolError) as exc:
             raise InvalidParamsError("data", str(exc)) from None
         return cidlib.cid_to_str(c)
@@ -286,14 +289,12 @@ class NodeRPC:
     async def block_get(self, cid: str) -> bytes:
         c = _cid(cid)
         try:
-            data = self.node.blocks.get(c)
+            if self.node.content is not None:
+                data = await self.node.content.get(c)
+            else:
+                data = self.node.blocks.get(c)
         except BlockStoreError as exc:
             raise UnavailableError(str(exc)) from None
-        if data is None and self.node.bitswap is not None:
-            try:
-                data = (await self.node.bitswap.get_blocks([c], timeout=10.0)).get(c)
-            except NodeError as exc:
-                raise NotFoundError("block", f"{cid} ({exc})") from None
         if data is None:
             raise NotFoundError("block", cid)
         return data

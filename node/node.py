@@ -21,8 +21,8 @@ from protocol.keys import Signer, SigningKey
 from protocol.records import Body, Record, sign_record
 
 if TYPE_CHECKING:
-    from node.bitswap import BitswapService
     from node.consensus_service import ConsensusService
+    from node.content import Content
     from node.p2p import P2PNode
 
 
@@ -39,7 +39,7 @@ class Node:
     signer: Signer = field(init=False)
     p2p: P2PNode | None = None
     consensus: ConsensusService | None = None
-    bitswap: BitswapService | None = None
+    content: Content | None = None
 
     def __post_init__(self) -> None:
         self.signer = Signer(self.key)

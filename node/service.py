@@ -49,6 +49,8 @@ async def open_running_node(home: NodeHome, config: Config | None = None
                             ) -> AsyncIterator[Node]:
     """Run a node's services in a nursery for the duration of the block."""
     from node.bitswap import BitswapService
+    from node.content import Content
+    from node.kubo import KuboClient
     from node.p2p import serve_p2p
     from node.rpc.server import serve_rpc
 
@@ -70,7 +72,8 @@ async def open_running_node(home: NodeHome, config: Config | None = None
                 node.ingest.publish = p2p.publish_nowait
                 bitswap = BitswapService(p2p.host.raw, node.blocks)
                 await nursery.start(bitswap.serve)
-                node.bitswap = bitswap
+                kubo = KuboClient(node.config.ipfs.api) if node.config.ipfs.api else None
+                node.content = Content(node.blocks, bitswap, kubo)
                 from node.api import NodeRPC
                 url = await nursery.start(partial(
                     serve_rpc, NodeRPC(node), node.config.rpc, home.root, node.metrics.render,
