@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("annot.consensus")
 
+MAX_ROUNDS_AHEAD = 1000  # rounds take seconds each; honest votes are never this far ahead
+
 
 class ConsensusService:
     """Runs the engine for one node (validator or observer)."""
@@ -125,6 +127,11 @@ class ConsensusService:
                     continue
                 self.node.metrics.votes.labels(phase=str(body.phase)).inc()
                 for ev in events:
+                    st = self.engine.status(ev.key)
+                    if st is not None and ev.round > st.round + MAX_ROUNDS_AHEAD:
+                        # the engine keeps votes of future rounds; bound what a
+                        # Byzantine validator can make it hold
+                        continue
                     if self.engine.finalized(ev.key) is not None:
                         self._late_vote(ev.key, ev.phase, ev.round, ev.value, r)
                     # performed now, not after the batch: a Finalized must store its
