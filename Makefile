@@ -11,7 +11,7 @@ SEEDS      ?= 10000
 DATA       ?=
 TESTNET    ?= testnet
 
-.PHONY: install test lint sim quality testnet testnet-status testnet-stop testnet-clean
+.PHONY: install test lint sim quality bench bench-quick faults testnet testnet-status testnet-stop testnet-clean
 
 install: $(STAMP)
 
@@ -29,6 +29,12 @@ lint: install
 
 sim: install
 	$(BIN)/python -m tests.sim.run --seeds $(SEEDS)
+
+bench: install
+	$(BIN)/python -m tests.bench.run
+
+bench-quick: install
+	$(BIN)/python -m tests.bench.run --quick
 
 quality: install
 	$(BIN)/python -m tests.quality.quality

@@ -7,6 +7,7 @@ returns JSON-able values; failures are RPC errors with stable codes.
 from __future__ import annotations
 
 import base64
+from collections import OrderedDict
 from typing import Any
 
 import node
@@ -33,6 +34,7 @@ from protocol.ledger import build_ledger, ledger_root
 from protocol.records import Annotation, Task, decode_record
 from protocol.tally import decode_tally
 
+TASK_CACHE = 64
 CERT_LIMITS = Limits(max_bytes=16 << 20)
 CODECS = {"raw": cidlib.RAW, "dag-pb": cidlib.DAG_PB}
 
@@ -78,17 +80,31 @@ class NodeRPC:
 
     def __init__(self, node: Node) -> None:
         self.node = node
+        # tasks are immutable records: decode each once (a task may list thousands of items)
+        self._tasks: OrderedDict[bytes, tuple[bytes, Task, frozenset[bytes]]] = OrderedDict()
 
     # ---------------------------------------------------------------- helpers
-    def _load_task(self, task: str) -> tuple[bytes, bytes, Task]:
+    def _task_entry(self, task: str) -> tuple[bytes, bytes, Task, frozenset[bytes]]:
         tid = _cid(task)
-        data = self.node.store.get(tid)
-        if data is None:
-            raise NotFoundError("task", task)
-        rec = decode_record(data, self.node.genesis.network_id, verify=False)
-        if not isinstance(rec.body, Task):
-            raise NotFoundError("task", task)
-        return tid, rec.author, rec.body
+        hit = self._tasks.get(tid)
+        if hit is None:
+            data = self.node.store.get(tid)
+            if data is None:
+                raise NotFoundError("task", task)
+            rec = decode_record(data, self.node.genesis.network_id, verify=False)
+            if not isinstance(rec.body, Task):
+                raise NotFoundError("task", task)
+            hit = (rec.author, rec.body, frozenset(rec.body.items))
+            self._tasks[tid] = hit
+            if len(self._tasks) > TASK_CACHE:
+                self._tasks.popitem(last=False)
+        else:
+            self._tasks.move_to_end(tid)
+        return tid, *hit
+
+    def _load_task(self, task: str) -> tuple[bytes, bytes, Task]:
+        tid, requester, t, _ = self._task_entry(task)
+        return tid, requester, t
 
     def _sign(self, body: Any) -> JSONObject:
         try:
@@ -171,9 +187,9 @@ class NodeRPC:
         return {"tasks": tasks, "next_cursor": nxt}
 
     async def annotation_create(self, task: str, item: str, label: str) -> JSONObject:
-        tid, _, t = self._load_task(task)
+        tid, _, t, items = self._task_entry(task)
         iid = _cid(item)
-        if iid not in t.items:
+        if iid not in items:
             raise InvalidParamsError("item", f"{item} is not an item of task {task}")
         if label not in t.labels:
             raise InvalidParamsError("label", f"{label!r} is not one of {', '.join(t.labels)}")
@@ -190,9 +206,9 @@ class NodeRPC:
 
     # ---------------------------------------------------------------- consensus
     async def item_get(self, task: str, item: str) -> JSONObject:
-        tid, _, t = self._load_task(task)
+        tid, _, t, items = self._task_entry(task)
         iid = _cid(item)
-        if iid not in t.items:
+        if iid not in items:
             raise NotFoundError("item", f"{item} in task {task}")
         cert = self.node.store.certificate(tid, iid)
         state: JSONObject = {"round": None, "phase": None}

@@ -1,0 +1,97 @@
+"""The benchmark suite: ``python -m tests.bench.run [--quick] [--only a,b] [--out FILE]``.
+
+Runs, in order, ingest, gossip, catch-up, finality (with the RPC benchmark
+against its validator), memory; prints one table and writes
+``tests/bench/results.json``. Every figure stands beside a baseline measured
+in the same run, as a ratio, because absolute numbers drift on shared
+machines. Loopback only; every loop is bounded, so the whole suite finishes in
+under 10 minutes on a 2-core machine. ``--quick`` runs everything at reduced
+size, a smoke test, not a measurement.
+
+Speed targets live here and only here; the tests never assert timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.bench import catchup, finality, gossip, ingest, memory, rpc
+from tests.bench.common import Figure, machine, table
+
+BENCHES = ("ingest", "gossip", "catchup", "finality", "rpc", "memory")
+RESULTS = Path(__file__).resolve().parent / "results.json"
+
+
+def _suite(root: Path, quick: bool, only: set[str]) -> list[tuple[str, Callable[[], list[Figure]]]]:
+    out: list[tuple[str, Callable[[], list[Figure]]]] = []
+    if "ingest" in only:
+        out.append(("ingest", lambda: ingest.run(quick)))
+    if "gossip" in only:
+        out.append(("gossip", lambda: gossip.run(root / "gossip", quick)))
+    if "catchup" in only:
+        out.append(("catchup", lambda: catchup.run(root / "catchup", quick)))
+    if "finality" in only:
+        # the RPC benchmark reuses the finality network's validator (2,000 final items)
+        def fin() -> list[Figure]:
+            bench = (lambda c, t, i: rpc.bench(c, t, i, 2.0 if quick else 5.0)) \
+                if "rpc" in only else None
+            return finality.run(root / "finality", quick, bench)
+        out.append(("finality", fin))
+    elif "rpc" in only:
+        out.append(("rpc", lambda: rpc.run(root / "rpc", quick)))
+    if "memory" in only:
+        out.append(("memory", lambda: memory.run(root / "memory", quick)))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="reduced sizes: a smoke test")
+    ap.add_argument("--only", default=",".join(BENCHES),
+                    help=f"comma-separated subset of {','.join(BENCHES)}")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    only = {b.strip() for b in args.only.split(",") if b.strip()}
+    unknown = only - set(BENCHES)
+    if unknown:
+        ap.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    started = time.monotonic()
+    figures: list[Figure] = []
+    timings: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="annot-bench-") as d:
+        for name, fn in _suite(Path(d), args.quick, only):
+            t0 = time.monotonic()
+            print(f"# {name} …", flush=True)
+            try:
+                figs = fn()
+            except Exception as exc:
+                errors[name] = "".join(traceback.format_exception_only(exc)).strip()
+                traceback.print_exc()
+                figs = [Figure(name, f"FAILED: {errors[name][:80]}", None, "", met=False)]
+            timings[name] = time.monotonic() - t0
+            figures += figs
+            print(table(figs), flush=True)
+    info = machine()
+    report = {"machine": info, "quick": args.quick, "seconds": time.monotonic() - started,
+              "bench_seconds": timings, "errors": errors,
+              "figures": [f.to_json() for f in figures]}
+    args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print()
+    print(f"annot benchmarks — {info['date']}, {info['nproc']} cores ({info['cpu']}), "
+          f"Python {info['python']}, load avg {info['loadavg'][0]:.1f}"
+          f"{' — QUICK (smoke test, not a measurement)' if args.quick else ''}")
+    print(table(figures))
+    met = [f for f in figures if f.met is not None]
+    print(f"\n{sum(bool(f.met) for f in met)}/{len(met)} targets met; "
+          f"{report['seconds']:.0f} s; results in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
