@@ -36,8 +36,9 @@ bench: install
 bench-quick: install
 	$(BIN)/python -m tests.bench.run --quick
 
+QUALITY_SETS ?= d_Duck_Identification
 quality: install
-	$(BIN)/python -m tests.quality.quality
+	$(BIN)/python -m tests.quality.quality --network --sets $(QUALITY_SETS)
 
 testnet: install
 	$(BIN)/python -m node.testnet up --dir $(TESTNET) --n $(N) --annotators $(ANNOTATORS) \

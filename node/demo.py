@@ -29,7 +29,13 @@ import trio
 
 from node.demo_data import DemoDataError, Workload, load_csv, simulate
 from node.home import NodeHome, load_key, new_key, write_key
-from node.rpc.client import ClientError, RPCClient, RPCClientError, read_home
+from node.rpc.client import (
+    ClientError,
+    NodeUnreachableError,
+    RPCClient,
+    RPCClientError,
+    read_home,
+)
 from protocol.cid import cid_bytes, cid_from_str, cid_to_str
 from protocol.keys import SigningKey
 from protocol.records import Annotation, sign_record
@@ -83,10 +89,20 @@ async def batch(client: RPCClient, calls: Sequence[tuple[str, dict[str, Any]]]) 
 
 
 async def _until(deadline: float, what: str, check: Callable[[], Awaitable[bool]]) -> None:
-    """Poll the async ``check`` until it returns true; DemoError after ``deadline``."""
-    while not await check():
+    """Poll the async ``check`` until it returns true; DemoError after ``deadline``.
+
+    A node that cannot be reached is polled again rather than failing the demo:
+    a node busy aggregating may answer late, and an idle keep-alive connection
+    that the server closes just as a request goes out surfaces as a reset."""
+    while True:
+        try:
+            if await check():
+                return
+            why = ""
+        except NodeUnreachableError as exc:
+            why = f" (last error: {exc})"
         if trio.current_time() > deadline:
-            raise DemoError(f"timed out waiting for {what}")
+            raise DemoError(f"timed out waiting for {what}{why}")
         await trio.sleep(POLL_S)
 
 
@@ -185,9 +201,12 @@ class Demo:
                 raise DemoError(f"timed out: {len(pending)} items not final on node0")
             await trio.sleep(POLL_S)
             order = sorted(pending)
-            got = await batch(self.clients[0], [("item.get", {"task": self.report.task,
-                                                              "item": self.items[i]})
-                                                for i in order])
+            try:
+                got = await batch(self.clients[0], [("item.get", {"task": self.report.task,
+                                                                  "item": self.items[i]})
+                                                    for i in order])
+            except NodeUnreachableError:  # busy or a keep-alive reset: see _until
+                continue
             now = trio.current_time()
             for i, r in zip(order, got, strict=True):
                 if r["final"] is not None:

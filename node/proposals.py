@@ -21,6 +21,7 @@ from protocol.records import Task
 from protocol.tally import Tally, decode_tally
 
 log = logging.getLogger("annot.proposals")
+_Inputs = tuple[bool, list[tuple[bytes, int]] | None, list[tuple[bytes, bytes, str]]]
 
 
 class Proposer:
@@ -30,6 +31,10 @@ class Proposer:
         self.tasks: dict[bytes, tuple[bytes, Task]] = {}  # task id → (requester, task)
         self._current: dict[Key, str | None] = {}
         self._dirty: set[Key] = set()
+        # task id -> (inputs, proposals) of the last computation: a task-wide rule
+        # (dawid-skene) costs a second or more per call on a large task, and syncs
+        # ask for fresh proposals far more often than the annotations change
+        self._last: dict[bytes, tuple[_Inputs, dict[bytes, str | None]]] = {}
 
     def add_task(self, tid: bytes, requester: bytes, task: Task) -> None:
         if tid not in self.tasks:
@@ -61,7 +66,14 @@ class Proposer:
                 finals: dict[bytes, Tally] = {
                     t: decode_tally(d) for t, _, d in self.node.store.tallies()}
                 weights = reputation_weights(finals, task.weights_from)
-            return propose(task, self.admitted(tid), closed=closed, weights=weights)
+            anns = self.admitted(tid)
+            inputs = (closed, sorted(weights.items()) if weights is not None else None, anns)
+            last = self._last.get(tid)
+            if last is not None and last[0] == inputs:  # a pure function of exactly these
+                return dict(last[1])
+            values = propose(task, anns, closed=closed, weights=weights)
+            self._last[tid] = (inputs, dict(values))
+            return values
         except ProtocolError as exc:
             log.info("no proposal for task %s yet: %s", tid.hex()[:16], exc)
             return dict.fromkeys(task.items)
