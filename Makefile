@@ -36,6 +36,9 @@ bench: install
 bench-quick: install
 	$(BIN)/python -m tests.bench.run --quick
 
+faults: install
+	$(BIN)/python -m tests.faults.run
+
 QUALITY_SETS ?= d_Duck_Identification
 quality: install
 	$(BIN)/python -m tests.quality.quality --network --sets $(QUALITY_SETS)

@@ -20,7 +20,8 @@ All I/O is synchronous; trio callers wrap calls in ``trio.to_thread.run_sync``.
     └── BlockStoreError
         ├── BlockTooLargeError      a block over MAX_BLOCK_SIZE
         ├── CorruptBlockError       bytes on disk that do not match their CID
-        └── MissingBlockError       a block that the store does not hold
+        ├── MissingBlockError       a block that the store does not hold
+        └── BlockWriteError         a block the disk refused (full, read-only, I/O error)
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "BlockStore",
     "BlockStoreError",
     "BlockTooLargeError",
+    "BlockWriteError",
     "CorruptBlockError",
     "MissingBlockError",
     "to_cid_bytes",
@@ -74,6 +76,15 @@ class CorruptBlockError(BlockStoreError):
         self.cid = cid
         self.actual = actual
         self.moved_to = moved_to
+
+
+class BlockWriteError(BlockStoreError, OSError):
+    """The filesystem refused a block write; nothing was stored (still an ``OSError``)."""
+
+    def __init__(self, key: str, exc: OSError) -> None:
+        super().__init__(f"cannot store block {key}: {exc.strerror or exc}")
+        self.key = key
+        self.errno = exc.errno
 
 
 class MissingBlockError(BlockStoreError):
@@ -137,6 +148,12 @@ class BlockStore:
         return raw
 
     def _write(self, key: str, data: bytes) -> None:
+        try:
+            self._write_file(key, data)
+        except OSError as exc:  # ENOSPC, EROFS, EIO: a named error, not a stray OSError
+            raise BlockWriteError(key, exc) from exc
+
+    def _write_file(self, key: str, data: bytes) -> None:
         path = self._path(key)
         if path.exists():
             return  # content-addressed: same name, same bytes

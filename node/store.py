@@ -343,7 +343,10 @@ class Store:
     # ------------------------------------------------------------ maintenance
     def integrity_check(self) -> list[str]:
         """SQLite's own page-level check; an empty list means the file is sound."""
-        rows = [r[0] for r in self._db.execute("PRAGMA integrity_check")]
+        try:
+            rows = [r[0] for r in self._db.execute("PRAGMA integrity_check")]
+        except sqlite3.DatabaseError as exc:  # a header or root page too broken to walk
+            return [f"database is malformed: {exc}"]
         return [] if rows == ["ok"] else rows
 
 

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 import trio
+from libp2p.exceptions import ParseError
+from libp2p.io.exceptions import MessageTooLarge
 from libp2p.io.msgio import VarIntLengthMsgReadWriter
 from libp2p.peer.id import ID
 
@@ -46,6 +48,9 @@ log = logging.getLogger("annot.p2p.sync")
 SESSION_FACTOR = 15  # a whole session may take this many request timeouts
 MAX_CLIENT_SESSIONS = 8
 MAX_SERVER_SESSIONS = 16
+# our own client runs one session per peer at a time; more from one peer is abuse
+# (half-open streams from one peer would otherwise hold every server slot)
+MAX_SERVER_SESSIONS_PER_PEER = 2
 WRONG_NETWORK_BAN_S = 300.0
 
 
@@ -82,6 +87,7 @@ class Sync:
         self._again: set[str] = set()
         self._client_slots = trio.CapacityLimiter(MAX_CLIENT_SESSIONS)
         self._server_slots = trio.CapacityLimiter(MAX_SERVER_SESSIONS)
+        self._per_peer: dict[str, int] = {}  # server sessions in progress, by peer
         self._req_send, self._req_recv = trio.open_memory_channel[str](math.inf)
 
     # ------------------------------------------------------------ frames on a stream
@@ -91,6 +97,9 @@ class Sync:
                 data = await rw.read_msg()
         except trio.TooSlowError:
             raise SyncError("timed out waiting for a frame") from None
+        except (MessageTooLarge, ParseError) as exc:
+            # an oversized length prefix or a broken varint: the peer's fault, not the link's
+            raise fr.FrameError(f"bad frame length: {type(exc).__name__}: {exc}") from None
         except Exception as exc:
             raise SyncError(f"stream read failed: {type(exc).__name__}: {exc}") from None
         return fr.decode_frame(data, self._batch_in, self._limits.max_bytes)
@@ -111,20 +120,31 @@ class Sync:
         try:
             if self.host.is_banned(peer):
                 raise SyncError("peer is banned")
+            if self._per_peer.get(peer, 0) >= MAX_SERVER_SESSIONS_PER_PEER:
+                await self._write(rw, fr.encode_error("too many sync sessions from you"))
+                raise fr.FrameError(f"over {MAX_SERVER_SESSIONS_PER_PEER} concurrent sessions")
             try:
                 self._server_slots.acquire_on_behalf_of_nowait(stream)
             except trio.WouldBlock:
                 await self._write(rw, fr.encode_error("busy, try later"))
                 return
+            self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
             try:
                 with trio.fail_after(self._session_s):
                     await self._serve_peer(rw, peer)
             finally:
                 self._server_slots.release_on_behalf_of(stream)
+                if self._per_peer[peer] <= 1:
+                    del self._per_peer[peer]
+                else:
+                    self._per_peer[peer] -= 1
         except fr.NetworkMismatchError as exc:
             log.warning("sync: disconnecting %s: %s", peer, exc)
+            self.counters.count_rejected(type(exc).__name__)
             self.host.ban(peer, WRONG_NETWORK_BAN_S)
-        except (SyncError, fr.FrameError, trio.TooSlowError) as exc:
+        except fr.FrameError as exc:
+            self._penalize(peer, exc)
+        except (SyncError, trio.TooSlowError) as exc:
             log.info("sync: serving %s failed: %s", peer, exc)
         finally:
             await _close(stream)
