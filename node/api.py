@@ -11,8 +11,8 @@ from collections import OrderedDict
 from typing import Any
 
 import node
-from node.blockstore import BlockStoreError
-from node.errors import NodeError
+from node.blockstore import BlockStoreError, BlockWriteError
+from node.errors import NodeError, StoreError
 from node.node import Node
 from node.rpc.api import (
     AnnotationQuery,
@@ -143,6 +143,8 @@ class NodeRPC:
             rec, saved = self.node.ingest.submit(record)
         except ProtocolError as exc:
             raise RecordRejectedError(str(exc)) from None
+        except StoreError as exc:  # full disk, read-only store: refused, nothing half-written
+            raise UnavailableError(str(exc)) from None
         return {"cid": rec.cid_str, "kind": rec.kind, "author": rec.author_id, "seq": rec.seq,
                 "new": saved is Saved.NEW, "fork": saved is Saved.FORK}
 
@@ -298,6 +300,8 @@ class NodeRPC:
                 c = await self.node.content.put(data, CODECS[codec])
             else:
                 c = self.node.blocks.put(data, CODECS[codec])
+        except BlockWriteError as exc:  # the disk refused: the node, not the data, is at fault
+            raise UnavailableError(str(exc)) from None
         except (BlockStoreError, ProtocolError) as exc:
             raise InvalidParamsError("data", str(exc)) from None
         return cidlib.cid_to_str(c)

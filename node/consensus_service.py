@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from node.errors import StoreError
 from node.node import Node
 from node.proposals import Proposer
 from node.tallies import TallyKeeper
@@ -219,8 +220,13 @@ class ConsensusService:
             for body in vote_bodies(pending):
                 for i in range(0, len(body.entries), limit):
                     # saved before it is sent: ingest feeds it back to us as a vote
-                    self.node.sign_own(Vote(body.phase, body.round,
-                                            body.entries[i:i + limit]))
+                    try:
+                        self.node.sign_own(Vote(body.phase, body.round,
+                                                body.entries[i:i + limit]))
+                    except StoreError as exc:
+                        # a vote that cannot be persisted is never sent; the item
+                        # moves on by timeouts and later rounds once writes work again
+                        log.error("vote not cast, the store refuses writes: %s", exc)
 
     async def _serve_syncs(self) -> None:
         while True:

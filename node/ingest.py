@@ -26,9 +26,9 @@ log = logging.getLogger("annot.ingest")
 Subscriber = Callable[[list[Record]], None]
 
 
-def reason_of(exc: ProtocolError) -> str:
-    """A short, stable reason label for metrics (the error class name)."""
-    return type(exc).__name__.removesuffix("Error").lower() or "protocol"
+def reason_of(exc: Exception) -> str:
+    """A stable reason label for metrics: the error class name, as the p2p layer uses."""
+    return type(exc).__name__
 
 
 class Ingest:

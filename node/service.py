@@ -20,7 +20,7 @@ import trio
 
 from node.config import Config
 from node.consensus_service import ConsensusService
-from node.errors import AlreadyRunningError
+from node.errors import AlreadyRunningError, StoreError
 from node.home import NodeHome
 from node.logs import setup_logging
 from node.node import Node, open_node
@@ -63,7 +63,11 @@ async def open_running_node(home: NodeHome, config: Config | None = None
                 node.consensus = consensus
 
                 async def on_records(records: list[Record], peer: str) -> None:
-                    node.ingest.accept(records, source=peer)
+                    try:
+                        node.ingest.accept(records, source=peer)
+                    except StoreError as exc:
+                        # refuse rather than corrupt: sync brings them again later
+                        log.error("dropped %d records from %s: %s", len(records), peer, exc)
 
                 p2p = await nursery.start(partial(
                     serve_p2p, node.key, node.genesis, node.config, node.store, on_records,
