@@ -28,6 +28,7 @@ from node.config import GossipConfig
 from node.p2p.frames import GOSSIP_PAYLOAD_CAP, RPC_CAP, FrameError, decode_batch, encode_batch
 from node.p2p.host import P2PHost
 from node.p2p.peers import P2PCounters, PeerScores
+from protocol.cid import cid_bytes
 from protocol.errors import ProtocolError
 from protocol.genesis import Genesis
 from protocol.records import Record, decode_record
@@ -51,8 +52,10 @@ class Gossip:
     """The gossip adapter of one node: validator, ingest queue, batching publisher."""
 
     def __init__(self, host: P2PHost, genesis: Genesis, config: GossipConfig,
-                 on_records: OnRecords, counters: P2PCounters, scores: PeerScores) -> None:
+                 on_records: OnRecords, counters: P2PCounters, scores: PeerScores,
+                 known: Callable[[bytes], bool] = lambda cid: False) -> None:
         self.host = host
+        self.known = known  # record CID -> already stored (so already verified) here
         self.topic = genesis.topic()
         self.config = config
         self.on_records = on_records
@@ -82,9 +85,14 @@ class Gossip:
 
     # ------------------------------------------------------------ inbound
     def decode_message(self, payload: bytes) -> list[Record]:
-        """Decode and verify a whole batch, or raise the first record's error."""
+        """Decode and verify a whole batch, or raise the first record's error.
+
+        Records already stored here (same bytes, so same CID) were verified when
+        they were stored: they are skipped, not verified again — gossip and sync
+        often deliver the same record twice."""
         return [decode_record(d, self._network_id, self._limits)
-                for d in decode_batch(payload, self._max_in, self._limits.max_bytes)]
+                for d in decode_batch(payload, self._max_in, self._limits.max_bytes)
+                if not self.known(cid_bytes(d))]
 
     async def _validate(self, forwarder: Any, msg: Any) -> bool:
         peer = str(forwarder)

@@ -91,7 +91,7 @@ async def serve_p2p(key: SigningKey, genesis: Genesis, config: Config, store: St
     async with open_host(key, config.p2p, bans) as host, trio.open_nursery() as nursery:
         gossip = await nursery.start(serve_gossip,
                                      Gossip(host, genesis, config.gossip, on_records,
-                                            counters, scores))
+                                            counters, scores, known=store.has))
         sync = await nursery.start(Sync(host, genesis, config.sync, store, on_records,
                                         counters, scores).serve)
 

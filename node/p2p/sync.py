@@ -35,6 +35,7 @@ from node.p2p.gossip import OnRecords
 from node.p2p.host import ConnEvent, P2PHost
 from node.p2p.peers import P2PCounters, PeerScores
 from node.store import Store
+from protocol.cid import cid_bytes
 from protocol.errors import ProtocolError
 from protocol.genesis import Genesis
 from protocol.records import decode_record
@@ -225,7 +226,9 @@ class Sync:
                 if not isinstance(frame, fr.Recs):
                     raise fr.FrameError(f"expected recs or done, got {type(frame).__name__}")
                 try:
-                    records = [decode_record(d, self._net, self._limits) for d in frame.records]
+                    # records we hold were verified when stored: skip, don't verify again
+                    records = [decode_record(d, self._net, self._limits) for d in frame.records
+                               if not self.store.has(cid_bytes(d))]
                 except ProtocolError as exc:
                     self._penalize(peer, exc)
                     raise SyncError(f"{peer} sent an invalid record: {exc}") from None
