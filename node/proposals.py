@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from node.node import Node
-from protocol.aggregate import propose
+from protocol.aggregate import majority, propose
 from protocol.consensus_events import Key, ProposalChanged
 from protocol.errors import ProtocolError
 from protocol.ledger import reputation_weights
@@ -48,24 +48,40 @@ class Proposer:
     def current(self, key: Key) -> str | None:
         return self._current.get(key)
 
-    def admitted(self, tid: bytes) -> list[tuple[bytes, bytes, str]]:
-        """The task's annotations as (item, author, label), filtered by its rules."""
+    def admitted(self, tid: bytes, item: bytes | None = None) -> list[tuple[bytes, bytes, str]]:
+        """The task's (or one item's) annotations as (item, author, label), filtered by
+        the task's rules."""
         _, task = self.tasks[tid]
         allow = frozenset(task.allow)
         labels = frozenset(task.labels)
         items = frozenset(task.items)
-        return [(a.item, a.author, a.label) for a in self.node.store.annotations(tid)
+        return [(a.item, a.author, a.label) for a in self.node.store.annotations(tid, item)
                 if a.label in labels and a.item in items and (not allow or a.author in allow)]
+
+    def _weights(self, task: Task) -> dict[bytes, int] | None:
+        if not task.weights_from:
+            return None
+        finals: dict[bytes, Tally] = {t: decode_tally(d) for t, _, d in self.node.store.tallies()}
+        return reputation_weights(finals, task.weights_from)
+
+    def _compute_items(self, tid: bytes, items: set[bytes]) -> dict[bytes, str | None]:
+        """Majority is per item: recompute only the items asked for, not the whole task."""
+        _, task = self.tasks[tid]
+        closed = task.close_time > 0 and self.clock() >= task.close_time
+        try:
+            weights = self._weights(task)
+            return {item: majority(self.admitted(tid, item), task.labels, weights,
+                                   redundancy=task.redundancy, closed=closed)
+                    for item in items}
+        except ProtocolError as exc:
+            log.info("no proposal for task %s yet: %s", tid.hex()[:16], exc)
+            return dict.fromkeys(items)
 
     def _compute(self, tid: bytes) -> dict[bytes, str | None]:
         _, task = self.tasks[tid]
         closed = task.close_time > 0 and self.clock() >= task.close_time
         try:
-            weights = None
-            if task.weights_from:
-                finals: dict[bytes, Tally] = {
-                    t: decode_tally(d) for t, _, d in self.node.store.tallies()}
-                weights = reputation_weights(finals, task.weights_from)
+            weights = self._weights(task)
             anns = self.admitted(tid)
             inputs = (closed, sorted(weights.items()) if weights is not None else None, anns)
             last = self._last.get(tid)
@@ -85,8 +101,10 @@ class Proposer:
                 by_task.setdefault(tid, set()).add(item)
         out = []
         for tid, items in by_task.items():
-            values = self._compute(tid)
-            if self.tasks[tid][1].rule != "majority":
+            if self.tasks[tid][1].rule == "majority":
+                values = self._compute_items(tid, items)
+            else:
+                values = self._compute(tid)
                 items = set(values)  # a task-wide rule can move every item
             for item in items:
                 v = values.get(item)

@@ -7,6 +7,13 @@ root; if its computed root later changes (late annotations or precommits
 arrive), it votes again. A root is final when validators holding more than the
 quorum of weight have it as their latest tally vote; a node stores the tally
 once it has computed the same root itself, and the ledger is the sum of those.
+
+A node whose own root differs from a final root (it computed from
+certificates whose late precommits arrived after the others had voted, so
+nobody can recompute that root any more) adopts the agreed tally instead: a
+stored tally is also kept as the raw block ``TALLY_TAG + encoding``, whose
+CID's digest *is* the root, so the bytes are fetched over bitswap and checked
+against the root that validators with a quorum of weight signed.
 """
 
 from __future__ import annotations
@@ -17,14 +24,22 @@ from typing import Any
 
 import trio
 
+from node.errors import NodeError
 from node.node import Node
 from node.proposals import Proposer
+from protocol.cid import RAW, SHA2_256
 from protocol.errors import ProtocolError
 from protocol.keys import peer_id_from_public_key
 from protocol.records import TallyVote, decode_record
-from protocol.tally import compute_tally, encode_tally, tally_root
+from protocol.tally import TALLY_TAG, compute_tally, decode_tally, encode_tally, tally_root
 
 log = logging.getLogger("annot.tallies")
+FETCH_TIMEOUT_S = 5.0
+
+
+def tally_block_cid(root: bytes) -> bytes:
+    """CIDv1 (raw, sha2-256) of the block ``TALLY_TAG + encoding``: its digest is the root."""
+    return bytes((1, RAW, SHA2_256, len(root))) + root
 
 
 class TallyKeeper:
@@ -96,20 +111,61 @@ class TallyKeeper:
                 if self.node.p2p is not None:
                     with trio.move_on_after(self.node.config.sync.request_timeout_s):
                         await self.node.p2p.request_sync()
+            behind = {}
             for task in sorted(self._complete):
-                self._step(task)
+                other = self._step(task)
+                if other is not None:
+                    behind[task] = other
+            for task, root in behind.items():
+                await self._adopt(task, root)
 
-    def _step(self, task: bytes) -> None:
+    def _step(self, task: bytes) -> bytes | None:
+        """Vote our root; store the tally if it is final. Return the final root when it
+        differs from ours (then it has to be fetched), else ``None``."""
         try:
             root, data = self.compute(task)
         except (ProtocolError, LookupError) as exc:
             log.warning("cannot tally task %s: %s", task.hex()[:16], exc)
-            return
+            return None
         if self.node.is_validator and self._own_root.get(task) != root:
             self._own_root[task] = root
             self.node.sign_own(TallyVote(task=task, root=root))
         final = self._quorum_root(task)
-        if final is not None and final == root:
-            self.node.store.save_tally(task, root, data)
-            self._complete.discard(task)
-            log.info("tally final for task %s: root %s", task.hex()[:16], root.hex()[:16])
+        if final is None:
+            return None
+        if final != root:
+            return final
+        self._save(task, root, data)
+        return None
+
+    def _save(self, task: bytes, root: bytes, data: bytes) -> None:
+        self.node.store.save_tally(task, root, data)
+        try:  # so peers that computed another root can fetch the agreed one
+            self.node.blocks.put(TALLY_TAG + data)
+        except NodeError as exc:
+            log.warning("tally of task %s not kept as a block: %s", task.hex()[:16], exc)
+        self._complete.discard(task)
+        log.info("tally final for task %s: root %s", task.hex()[:16], root.hex()[:16])
+
+    async def _adopt(self, task: bytes, root: bytes) -> None:
+        """Fetch the final tally ``root`` (agreed by a quorum, unlike ours) and store it."""
+        cid = tally_block_cid(root)
+        try:
+            if self.node.content is not None:  # local store, then peers (bitswap), Kubo
+                block = await self.node.content.get(cid, timeout=FETCH_TIMEOUT_S)
+            else:
+                block = self.node.blocks.get(cid)
+            if block is None:
+                return
+            # every source checks the block against its CID, so sha256(block) == root
+            if not block.startswith(TALLY_TAG) or tally_root(
+                    tally := decode_tally(block[len(TALLY_TAG):])) != root:
+                raise ProtocolError("block is not a tally with this root")
+            if tally.task != task:
+                raise ProtocolError("tally is for another task")
+        except (NodeError, ProtocolError) as exc:
+            log.info("cannot fetch final tally %s of task %s yet: %s", root.hex()[:16],
+                     task.hex()[:16], exc)
+            return
+        log.info("adopting the final tally of task %s (our root differs)", task.hex()[:16])
+        self._save(task, root, block[len(TALLY_TAG):])

@@ -9,29 +9,67 @@ Reads like Kubo's test harness::
 
 Every process is started in its own session and stopped by pid in ``close()``
 (SIGTERM, then SIGKILL), so a failing test never leaves a node behind.
+
+Optionally each node listens on its own address (``hosts``) inside a network
+namespace the test created (``netns``): the process runs under ``ip netns
+exec`` and RPC calls to it are made from a thread that has entered that
+namespace (``setns``), so a test can cut links between nodes for real while
+still talking to every node.
 """
 
 from __future__ import annotations
 
 import base64
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
-
-from protocol.genesis import Genesis, Params, Validator
-from protocol.keys import SigningKey
+from typing import Any, TypeVar
 
 from node.config import DEFAULT_TOML
 from node.home import init_home
 from node.rpc.client import SyncRPCClient
+from protocol.genesis import Genesis, Params, Validator
+from protocol.keys import SigningKey
 
 ANNOT = [sys.executable, "-m", "node.cli"]
 ROOT = Path(__file__).resolve().parents[2]
+CLONE_NEWNET = 0x40000000
+T = TypeVar("T")
+
+
+def in_netns(ns: str, fn: Callable[[], T]) -> T:
+    """Run ``fn`` in a fresh thread that has entered network namespace ``ns``
+    (``/run/netns/<ns>``); sockets it opens live in that namespace."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+            try:
+                if libc.setns(fd, CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"setns({ns}): {os.strerror(err)}")
+            finally:
+                os.close(fd)
+            out["value"] = fn()
+        except BaseException as exc:  # handed to the caller's thread
+            out["error"] = exc
+
+    t = threading.Thread(target=run, name=f"netns-{ns}", daemon=True)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    value: T = out["value"]
+    return value
 
 
 def free_ports(n: int) -> list[int]:
@@ -48,9 +86,14 @@ def free_ports(n: int) -> list[int]:
 
 class Cluster:
     def __init__(self, root: Path, n: int = 3, validators: int | None = None,
-                 params: Params | None = None, sync_interval_s: float = 1.0) -> None:
+                 params: Params | None = None, sync_interval_s: float = 1.0,
+                 hosts: Sequence[str] | None = None,
+                 netns: Sequence[str | None] | None = None) -> None:
         self.root = root
         self.n = n
+        self.hosts = list(hosts) if hosts is not None else ["127.0.0.1"] * n
+        self.netns = list(netns) if netns is not None else [None] * n
+        assert len(self.hosts) == n and len(self.netns) == n
         self.keys = [SigningKey(bytes([i + 1]) * 32) for i in range(n)]
         nv = n if validators is None else validators
         self.genesis = Genesis("harness", tuple(Validator(k.peer_id, 1) for k in self.keys[:nv]),
@@ -72,6 +115,10 @@ class Cluster:
             text = text.replace('format = "json"', 'format = "text"')
             text = text.replace("reconnect_max_s = 30.0", "reconnect_max_s = 2.0")
             text = text.replace("tally_settle_s = 1.0", "tally_settle_s = 0.5")
+            listen = f'listen = ["/ip4/127.0.0.1/tcp/{self.p2p_ports[i]}"]'
+            assert listen in text
+            host = self.hosts[i]
+            text = text.replace(listen, f'listen = ["/ip4/{host}/tcp/{self.p2p_ports[i]}"]')
             cfg.write_text(text)
         assert "interval_s = 5.0" in DEFAULT_TOML  # the rewrite above depends on it
 
@@ -80,19 +127,31 @@ class Cluster:
         return self.root / f"node{i}"
 
     def addr(self, i: int) -> str:
-        return f"/ip4/127.0.0.1/tcp/{self.p2p_ports[i]}/p2p/{self.keys[i].peer_id}"
+        return f"/ip4/{self.hosts[i]}/tcp/{self.p2p_ports[i]}/p2p/{self.keys[i].peer_id}"
 
     def peer_id(self, i: int) -> str:
         return self.keys[i].peer_id
+
+    def set_bootstrap(self, i: int, peers: Iterable[int]) -> None:
+        """Rewrite node ``i``'s bootstrap list (read at its next start)."""
+        cfg = self.home(i) / "config.toml"
+        lines = cfg.read_text().splitlines(keepends=True)
+        boot = ", ".join(f'"{self.addr(j)}"' for j in peers if j != i)
+        at = [k for k, line in enumerate(lines) if line.startswith("bootstrap = [")]
+        assert len(at) == 1, "config.toml has no single bootstrap line"
+        lines[at[0]] = f"bootstrap = [{boot}]\n"
+        cfg.write_text("".join(lines))
 
     # ------------------------------------------------------------ processes
     def start(self, *which: int, wait: bool = True) -> Cluster:
         for i in which or range(self.n):
             if i in self.procs and self.procs[i].poll() is None:
                 continue
-            log = open(self.home(i) / "node.log", "ab")  # noqa: SIM115 - owned by the process
+            log = open(self.home(i) / "node.log", "ab")
+            ns = self.netns[i]
+            wrap = ["ip", "netns", "exec", ns] if ns else []
             self.procs[i] = subprocess.Popen(
-                [*ANNOT, "run", "--home", str(self.home(i))], cwd=ROOT, stdout=log,
+                [*wrap, *ANNOT, "run", "--home", str(self.home(i))], cwd=ROOT, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
         if wait:
             for i in which or range(self.n):
@@ -108,7 +167,7 @@ class Cluster:
                 try:
                     self.rpc(i, "node.status")
                     return
-                except Exception:  # noqa: BLE001 - still starting
+                except Exception:
                     pass
             time.sleep(0.1)
         raise TimeoutError(f"node{i} RPC not up in {timeout}s: {self.log_tail(i)}")
@@ -150,7 +209,17 @@ class Cluster:
         return SyncRPCClient.from_home(self.home(i))
 
     def rpc(self, i: int, method: str, **params: Any) -> Any:
+        ns = self.netns[i]
+        if ns:
+            return in_netns(ns, lambda: self.client(i).call(method, **params))
         return self.client(i).call(method, **params)
+
+    def rpc_batch(self, i: int, calls: Sequence[tuple[str, dict[str, Any]]]) -> list[Any]:
+        """Many calls in one HTTP request; results in order (an error raises)."""
+        client = self.client(i)
+        ns = self.netns[i]
+        replies = in_netns(ns, lambda: client.batch(calls)) if ns else client.batch(calls)
+        return [r.unwrap() for r in replies]
 
     def status(self, i: int) -> dict[str, Any]:
         result: dict[str, Any] = self.rpc(i, "node.status")
@@ -169,6 +238,23 @@ class Cluster:
         running = [i for i, p in self.procs.items() if p.poll() is None]
         self.wait(lambda: all(self.status(i)["peer_count"] >= len(running) - 1
                               for i in running), timeout, "full mesh")
+
+    def submit_many(self, i: int, records: Sequence[bytes], batch: int = 500
+                    ) -> list[dict[str, Any]]:
+        """Submit signed records with batched ``record.submit`` calls (an error raises)."""
+        out: list[dict[str, Any]] = []
+        for k in range(0, len(records), batch):
+            out += self.rpc_batch(i, [("record.submit", {"record": base64.b64encode(r).decode()})
+                                      for r in records[k:k + batch]])
+        return out
+
+    def record_set(self, i: int, authors: Iterable[str]) -> tuple[dict[str, int], dict[str, int]]:
+        """(record counts by kind, author → clock) at node ``i``: equal snapshots on two
+        nodes mean they hold the same records (a clock is a contiguous seq range)."""
+        authors = sorted(set(authors))
+        clocks = self.rpc_batch(i, [("account.get", {"author": a}) for a in authors])
+        return (dict(self.status(i)["records_by_kind"]),
+                {a: c["clock"] for a, c in zip(authors, clocks, strict=True)})
 
     def submit(self, i: int, record: bytes) -> dict[str, Any]:
         out: dict[str, Any] = self.rpc(i, "record.submit",
