@@ -135,7 +135,8 @@ class NodeRPC:
         p2p = self.node.p2p
         validators = {v.peer_id for v in self.node.genesis.validators}
         peers = p2p.peers() if p2p else []
-        return {"peers": [{"peer_id": p, "validator": p in validators} for p in peers]}
+        return {"peers": [{"peer_id": p, "validator": p in validators,
+                           "addrs": p2p.host.peer_addrs(p) if p2p else []} for p in peers]}
 
     # ---------------------------------------------------------------- records
     async def record_submit(self, record: bytes) -> JSONObject:

@@ -235,6 +235,16 @@ def task_create(home: Path, as_json: bool, title: str, labels: tuple[str, ...],
     _show(result, as_json, lambda r: click.echo(r.get("task")))
 
 
+def _task_status(row: dict[str, Any]) -> str | None:
+    """The node's ``status`` if it gives one, else complete/open from the item counts."""
+    if row.get("status") is not None:
+        return str(row["status"])
+    total, final = row.get("items", row.get("item_count")), row.get("items_final")
+    if not isinstance(total, int) or not isinstance(final, int):
+        return None
+    return "complete" if final >= total else "open"
+
+
 @task.command("list")
 @home_option
 @json_option
@@ -246,9 +256,9 @@ def task_list(home: Path, as_json: bool, cursor: str | None, limit: int) -> None
     columns = [
         ("TASK", field("task", "cid")),
         ("TITLE", field("title")),
-        ("ITEMS", field("item_count", "items_total")),
+        ("ITEMS", field("items", "item_count", "items_total")),
         ("FINAL", field("items_final")),
-        ("STATUS", field("status")),
+        ("STATUS", _task_status),
     ]
     _show(result, as_json, lambda r: print_page(r, "tasks", columns, "annot task list"))
 
@@ -362,8 +372,8 @@ def ledger(home: Path, as_json: bool) -> None:
 def evidence(home: Path, as_json: bool, cursor: str | None, limit: int) -> None:
     """List evidence of misbehaviour (forks, conflicting votes)."""
     result = _rpc(home, "evidence.list", cursor=cursor, limit=limit)
-    columns = [("CID", field("cid")), ("KIND", field("kind")), ("AUTHOR", field("author")),
-               ("REASON", field("reason", "detail"))]
+    columns = [("ID", field("id", "cid")), ("KIND", field("kind")), ("AUTHOR", field("author")),
+               ("SEQ", field("seq"))]
     _show(result, as_json, lambda r: print_page(r, "evidence", columns, "annot evidence"))
 
 

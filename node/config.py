@@ -217,7 +217,8 @@ host = "127.0.0.1"
 port = {rpc_port}
 # listening beyond loopback sends the token in clear: opt in explicitly
 allow_remote = false
-max_request_bytes = 1048576
+# larger request bodies get HTTP 413; the default fits a 1 MiB block in base64
+max_request_bytes = 2097152
 
 [ipfs]
 # Kubo RPC API multiaddr to push, pin and fetch blocks, e.g. "/ip4/127.0.0.1/tcp/5001"

@@ -40,7 +40,16 @@ from protocol.consensus_events import (
     vote_events,
 )
 from protocol.errors import ProtocolError
-from protocol.records import Annotation, Record, TallyVote, Task, Vote, decode_record
+from protocol.records import (
+    PRECOMMIT,
+    PREVOTE,
+    Annotation,
+    Record,
+    TallyVote,
+    Task,
+    Vote,
+    decode_record,
+)
 
 if TYPE_CHECKING:
     # libp2p's trio-typing stubs shadow trio's own and lack trio.TaskStatus
@@ -48,6 +57,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("annot.consensus")
 
+PHASES = {PREVOTE: "prevote", PRECOMMIT: "precommit"}
 MAX_ROUNDS_AHEAD = 1000  # rounds take seconds each; honest votes are never this far ahead
 
 
@@ -126,7 +136,7 @@ class ConsensusService:
                 except ProtocolError as exc:
                     log.info("ignoring vote %s: %s", r.cid_str, exc)
                     continue
-                self.node.metrics.votes.labels(phase=str(body.phase)).inc()
+                self.node.metrics.votes.labels(phase=PHASES[body.phase]).inc()
                 for ev in events:
                     st = self.engine.status(ev.key)
                     if st is not None and ev.round > st.round + MAX_ROUNDS_AHEAD:
@@ -143,6 +153,7 @@ class ConsensusService:
         for tid, task in tasks:
             for item in task.items:
                 actions += self.engine.start((tid, item))
+            self.tallies.check_complete(tid)
         self._perform(actions)
 
     def _handle(self, ev: Event) -> list[Action]:
@@ -181,7 +192,7 @@ class ConsensusService:
         self.node.store.save_certificate(task, item, f.value, f.round,
                                          [ref for _, ref in f.precommit_refs])
         self.node.metrics.items_final.inc()
-        self.tallies.item_final(task)
+        self.tallies.item_final(task, item)
 
     def _late_vote(self, key: Key, phase: int, rnd: int, value: str | None, r: Record) -> None:
         """A precommit for a final item's value and round joins its certificate, so every

@@ -101,6 +101,7 @@ async def _run(home: NodeHome) -> None:
 def run_node(home: Path) -> None:
     """``annot run``: run the daemon in the foreground until SIGINT/SIGTERM."""
     h = NodeHome(home)
+    h.load_key()  # refuse an unsafe or missing key before anything heavy is imported
     cfg = h.load_config()
     setup_logging(cfg.log.level, cfg.log.format)
     trio.run(_run, h)

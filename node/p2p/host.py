@@ -109,6 +109,13 @@ class P2PHost:
     def connected_peers(self) -> list[str]:
         return [str(p) for p in self.raw.get_connected_peers()]
 
+    def peer_addrs(self, peer: str) -> list[str]:
+        """The addresses the peerstore holds for ``peer`` (as multiaddr strings)."""
+        try:
+            return [str(a) for a in self.raw.get_peerstore().addrs(ID.from_base58(peer))]
+        except Exception:
+            return []
+
     def is_connected(self, peer: str) -> bool:
         return peer in self.connected_peers()
 

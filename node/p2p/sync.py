@@ -209,7 +209,10 @@ class Sync:
             with trio.fail_after(self.config.request_timeout_s):
                 stream = await self.host.raw.new_stream(ID.from_base58(peer), [fr.SYNC_PROTOCOL])
         except trio.TooSlowError:
-            raise SyncError(f"opening a sync stream to {peer} timed out") from None
+            # seen after simultaneous dials: a connection that looks established but
+            # never completes a stream. Drop it so the bootstrap loop dials afresh.
+            self.host.kick_nowait(peer)
+            raise SyncError(f"opening a sync stream to {peer} timed out; reconnecting") from None
         except Exception as exc:
             raise SyncError(f"cannot open a sync stream to {peer}: {exc}") from None
         rw = VarIntLengthMsgReadWriter(stream, max_msg_size=self._cap)

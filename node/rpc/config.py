@@ -6,7 +6,7 @@ The node's config loader nests :class:`RPCConfig` under ``rpc`` in the TOML file
     host = "127.0.0.1"          # interface to listen on; loopback unless allow_remote
     port = 4701                 # TCP port; 0 picks a free one (tests)
     allow_remote = false        # must be true to listen on a non-loopback interface
-    max_request_bytes = 1048576 # larger request bodies get HTTP 413
+    max_request_bytes = 2097152 # larger request bodies get HTTP 413 (fits a 1 MiB block)
 
 Every call is authorized by the bearer token in ``<home>/rpc.token``, but the
 token travels in clear over plain HTTP, so listening beyond loopback is an
@@ -41,7 +41,8 @@ class RPCConfig:
     host: str = "127.0.0.1"
     port: int = 4701
     allow_remote: bool = False
-    max_request_bytes: int = 1_048_576
+    # a block.put of a full 1 MiB block (the bitswap ceiling) is ~1.4 MB of base64
+    max_request_bytes: int = 2 * 1024 * 1024
 
     @classmethod
     def for_tests(cls) -> RPCConfig:

@@ -46,6 +46,7 @@ log = logging.getLogger("annot.rpc")
 
 JSON_TYPE = b"application/json"
 METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+DRAIN_FACTOR = 16  # how much of an oversized body is read and dropped before the 413
 
 OnCall = Callable[[str], None]
 
@@ -110,7 +111,7 @@ class RPCApp:
             return
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self._max:
-            await self._too_large(send, int(declared))
+            await self._too_large(send, int(declared), receive, more=True)
             return
         body = bytearray()
         while True:
@@ -120,7 +121,8 @@ class RPCApp:
             if event["type"] == "http.request":
                 body += event.get("body", b"")
                 if len(body) > self._max:
-                    await self._too_large(send, len(body))
+                    more = bool(event.get("more_body", False))
+                    await self._too_large(send, len(body), receive, more=more)
                     return
                 if not event.get("more_body", False):
                     break
@@ -130,7 +132,20 @@ class RPCApp:
         else:
             await _send(send, 200, reply)
 
-    async def _too_large(self, send: ASGISendCallable, size: int) -> None:
+    async def _too_large(
+        self, send: ASGISendCallable, size: int, receive: ASGIReceiveCallable, *, more: bool
+    ) -> None:
+        # Read (and drop) the rest of the body first: hypercorn closes a connection
+        # whose request was not read to the end, and closing a socket with unread
+        # bytes resets it, so the client could lose the 413 and see only a reset.
+        # Past DRAIN_FACTOR times the limit the client gets the reset after all.
+        left = DRAIN_FACTOR * self._max
+        while more and left > 0:
+            event = await receive()
+            if event["type"] != "http.request":
+                return  # the client went away: nobody to answer
+            left -= len(event.get("body", b""))
+            more = bool(event.get("more_body", False))
         error = RequestTooLargeError(size, self._max)
         await _send(send, 413, encode_json(error_response(error)))
 

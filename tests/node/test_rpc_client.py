@@ -64,7 +64,7 @@ async def test_wrong_token(home: Path) -> None:
 async def test_oversized_request_is_an_rpc_error(home: Path) -> None:
     async with RPCClient.from_home(home) as client:
         with pytest.raises(RPCClientError, match="over the limit") as caught:
-            await client.call("record.submit", record="A" * 2_000_000)
+            await client.call("record.submit", record="A" * 2_200_000)
     assert caught.value.code == -32600
 
 

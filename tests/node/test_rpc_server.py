@@ -197,15 +197,15 @@ async def test_token_required(served: Served, headers: dict[str, str]) -> None:
 
 
 async def test_oversized_body_gets_413(served: Served) -> None:
-    big = {"record": "A" * 1_100_000}
+    big = {"record": "A" * 2_200_000}
     response = await served.post({"jsonrpc": "2.0", "id": 1, "method": "record.submit",
                                   "params": big})
     assert response.status_code == 413
     assert response.json()["error"]["code"] == -32600
-    assert "over the limit of 1048576 bytes" in response.json()["error"]["message"]
+    assert "over the limit of 2097152 bytes" in response.json()["error"]["message"]
 
     async def chunks() -> AsyncIterator[bytes]:  # no content-length: counted while read
-        for _ in range(20):
+        for _ in range(40):
             yield b" " * 65536
 
     response = await served.http.post(f"{served.url}/rpc", content=chunks(),
