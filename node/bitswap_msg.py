@@ -32,7 +32,7 @@ from libp2p.bitswap.pb.bitswap_pb2 import Message as _Pb
 from libp2p.custom_types import TProtocol
 
 from node.errors import NodeError
-from protocol.cid import DAG_PB, SHA2_256, cid_bytes, decode_cid
+from protocol.cid import DAG_PB, SHA2_256, cid_bytes, decode_cid, encode_varint
 
 __all__ = [
     "MAX_BLOCK_SIZE",
@@ -122,14 +122,6 @@ class BitswapMessage:
     rejected: tuple[str, ...] = ()
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
 
 def _read_varint(buf: bytes | bytearray, pos: int) -> tuple[int, int] | None:
     """(value, next position), or None if ``buf`` ends inside the varint."""
@@ -149,7 +141,7 @@ def encode_prefix(cid: bytes) -> bytes:
     if len(cid) == 34 and cid[0] == SHA2_256 and cid[1] == 32:
         return _V0_PREFIX
     codec, hash_code, digest = decode_cid(cid)
-    return b"\x01" + _varint(codec) + _varint(hash_code) + _varint(len(digest))
+    return b"\x01" + encode_varint(codec) + encode_varint(hash_code) + encode_varint(len(digest))
 
 
 def cid_from_prefix(prefix: bytes, data: bytes) -> bytes:
@@ -205,7 +197,7 @@ def encode_frame(payload: bytes) -> bytes:
     """Length-prefix one encoded message for the stream."""
     if len(payload) > MAX_MESSAGE_SIZE:
         raise MessageError(f"message of {len(payload)} bytes is over {MAX_MESSAGE_SIZE}")
-    return _varint(len(payload)) + payload
+    return encode_varint(len(payload)) + payload
 
 
 def decode_message(payload: bytes) -> BitswapMessage:

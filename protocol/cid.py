@@ -54,7 +54,8 @@ _PREFIX_DAG_PB = bytes((1, DAG_PB, SHA2_256, _SHA2_256_LEN))
 _B32_ALPHABET = frozenset(b"abcdefghijklmnopqrstuvwxyz234567")
 
 
-def _encode_varint(n: int) -> bytes:
+def encode_varint(n: int) -> bytes:
+    """Unsigned LEB128 varint, as multiformats and protobuf use."""
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -92,7 +93,7 @@ def cid_bytes(data: bytes, codec: int = RAW) -> bytes:
         return _PREFIX_DAG_PB + digest
     if codec < 0:
         raise CidError(f"codec must be a non-negative integer, got {codec}")
-    return b"\x01" + _encode_varint(codec) + bytes((SHA2_256, _SHA2_256_LEN)) + digest
+    return b"\x01" + encode_varint(codec) + bytes((SHA2_256, _SHA2_256_LEN)) + digest
 
 
 def decode_cid(cid: bytes) -> tuple[int, int, bytes]:

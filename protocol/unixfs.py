@@ -26,7 +26,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from protocol.cid import DAG_PB, RAW, cid_bytes, decode_cid, normalize_cid, verify_block
+from protocol.cid import (
+    DAG_PB,
+    RAW,
+    cid_bytes,
+    decode_cid,
+    encode_varint,
+    normalize_cid,
+    verify_block,
+)
 from protocol.errors import DecodeError
 
 __all__ = [
@@ -83,21 +91,13 @@ class _Child:
 # --- protobuf encoding -------------------------------------------------------
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
 
 def _field_bytes(field: int, value: bytes) -> bytes:
-    return _varint(field << 3 | 2) + _varint(len(value)) + value
+    return encode_varint(field << 3 | 2) + encode_varint(len(value)) + value
 
 
 def _field_varint(field: int, value: int) -> bytes:
-    return _varint(field << 3) + _varint(value)
+    return encode_varint(field << 3) + encode_varint(value)
 
 
 def encode_unixfs_file(filesize: int, blocksizes: list[int]) -> bytes:
