@@ -105,20 +105,21 @@ class Store:
         return out
 
     def _save_one(self, cur: sqlite3.Cursor, r: Record, received: int) -> Saved:
-        row = cur.execute("SELECT cid FROM records WHERE author=? AND seq=?",
-                          (r.author, r.seq)).fetchone()
-        if row is not None:
-            if row[0] == r.cid:
+        task, item = _index_cols(r)
+        # the common case (a new record) costs one statement; a conflict is resolved after
+        cur.execute(
+            "INSERT OR IGNORE INTO records(cid, author, seq, kind, task, item, data, received)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (r.cid, r.author, r.seq, r.kind, task, item, r.data, received))
+        if cur.rowcount == 0:
+            row = cur.execute("SELECT cid FROM records WHERE author=? AND seq=?",
+                              (r.author, r.seq)).fetchone()
+            if row is None or row[0] == r.cid:
                 return Saved.DUPLICATE
             cur.execute(
                 "INSERT OR IGNORE INTO forks(author, seq, cid, data) VALUES (?,?,?,?)",
                 (r.author, r.seq, r.cid, r.data))
             return Saved.DUPLICATE if cur.rowcount == 0 else Saved.FORK
-        task, item = _index_cols(r)
-        cur.execute(
-            "INSERT INTO records(cid, author, seq, kind, task, item, data, received)"
-            " VALUES (?,?,?,?,?,?,?,?)",
-            (r.cid, r.author, r.seq, r.kind, task, item, r.data, received))
         b = r.body
         if isinstance(b, Annotation):
             # one annotation per author per item: the lowest seq wins on every node

@@ -70,9 +70,13 @@ def _check(value: Any, depth: int) -> None:
     if isinstance(value, float):
         raise FloatError("float in signed data (only integers are allowed)")
     if isinstance(value, dict):
+        prev: str | None = None
         for k, v in value.items():
             if not isinstance(k, str):
                 raise DecodeError(f"map key {k!r} is not a string")
+            if prev is not None and k <= prev:
+                raise NonCanonicalError(f"map keys are not sorted: {k!r} after {prev!r}")
+            prev = k
             _check(v, depth + 1)
     elif isinstance(value, list):
         for v in value:
@@ -117,7 +121,8 @@ def decode_canonical(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
         raise DecodeError(f"malformed msgpack: {type(exc).__name__}: {exc}") from None
     _check(value, 0)
     try:
-        again = encode_canonical(value)
+        # keys are known sorted now, so a plain re-encode is the canonical one
+        again = msgpack.packb(value, use_bin_type=True)
     except Exception as exc:
         raise DecodeError(f"value cannot be re-encoded: {exc}") from None
     if again != bytes(data):

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
+
 from protocol import cid as cidlib
 from protocol import keys
 from protocol.encoding import DEFAULT_LIMITS, Limits, decode_canonical, encode_canonical
@@ -316,7 +318,11 @@ def decode_record(data: bytes, network_id: bytes, limits: Limits = DEFAULT_LIMIT
     sig = f.get_bytes("x", 64)
     body = body_from_map(kind, m["b"], limits.max_array)
     if verify:
-        keys.verify(author, sign_bytes(network_id, kind, author, seq, body), sig)
+        # m["b"] is the body exactly as decoded (canonical, checked field by field), so
+        # its plain encoding equals sign_bytes()'s without rebuilding the map
+        signed = (VERSION_TAG + kind.encode() + b"\x00" + network_id
+                  + msgpack.packb([kind, author, seq, m["b"]], use_bin_type=True))
+        keys.verify(author, signed, sig)
     return Record(kind, author, seq, body, sig, bytes(data), cidlib.cid_bytes(bytes(data)))
 
 
