@@ -311,6 +311,16 @@ class Store:
                                " item=?", (task, item)).fetchone()
         return None if row is None else (row[0], row[1], _unpack_refs(bytes(row[2])))
 
+    def authors(self, cids: list[bytes]) -> list[bytes]:
+        """The authors of the stored records ``cids`` (all must be stored)."""
+        out = []
+        for c in cids:
+            row = self._db.execute("SELECT author FROM records WHERE cid=?", (c,)).fetchone()
+            if row is None:
+                raise StoreError(f"record {c.hex()} missing from the store")
+            out.append(bytes(row[0]))
+        return out
+
     def certificate_votes(self, refs: list[bytes]) -> list[bytes]:
         """The vote records named by ``refs`` (all are stored: they were counted)."""
         out = []
