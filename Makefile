@@ -26,6 +26,7 @@ test: install
 lint: install
 	$(BIN)/ruff check protocol node tests
 	$(BIN)/mypy --strict protocol node
+	$(BIN)/hadolint deploy/container/Dockerfile
 
 sim: install
 	$(BIN)/python -m tests.sim.run --seeds $(SEEDS)
