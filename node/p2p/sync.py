@@ -214,6 +214,11 @@ class Sync:
             self.host.kick_nowait(peer)
             raise SyncError(f"opening a sync stream to {peer} timed out; reconnecting") from None
         except Exception as exc:
+            if "timed out" in str(exc).lower():
+                # libp2p's own negotiation timeout (10 s) on a connection that died
+                # without a reset: drop it too, or recovery waits for TCP's backoff.
+                # A peer that merely lacks the protocol is not dropped.
+                self.host.kick_nowait(peer)
             raise SyncError(f"cannot open a sync stream to {peer}: {exc}") from None
         rw = VarIntLengthMsgReadWriter(stream, max_msg_size=self._cap)
         total = 0

@@ -29,7 +29,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import ROOT, Cluster
+from harness import ROOT, Cluster, netns
+from harness.netns import NetLab
 
 from node.store import Saved, open_store
 from protocol.cid import cid_from_str, cid_str, cid_to_str
@@ -293,81 +294,13 @@ def _partition_scenario(c: Cluster, side_a: list[int], side_b: list[int], cut: o
     print(f"\n[partition] healed and converged in {time.monotonic() - healed:.1f}s: {kinds}")
 
 
-def _can_netns() -> str | None:
-    if os.geteuid() != 0:
-        return "network namespaces need root"
-    name = f"annot-probe-{os.getpid()}"
-    try:
-        subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=10)
-        subprocess.run(["ip", "netns", "del", name], check=True, capture_output=True, timeout=10)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"cannot create a network namespace here: {exc}"
-    return None
-
-
-class NetLab:
-    """Namespaces the test owns: one per node, plus a switch namespace holding two
-    bridges (side A, side B) joined by a veth pair; taking that pair down cuts
-    every link between the sides and nothing else. Addresses are private and
-    exist only inside these namespaces."""
-
-    SUBNET = "192.168.213"
-
-    def __init__(self, n: int, side_b: list[int]) -> None:
-        tag = f"an{os.getpid() % 100000}"
-        self.switch = f"{tag}-sw"
-        self.nodes = [f"{tag}-n{i}" for i in range(n)]
-        self.hosts = [f"{self.SUBNET}.{i + 1}" for i in range(n)]
-        self.side_b = side_b
-        self.made: list[str] = []
-
-    def ip(self, *args: str) -> None:
-        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
-    def up(self) -> None:
-        for ns in [self.switch, *self.nodes]:
-            self.ip("netns", "add", ns)
-            self.made.append(ns)
-        sw = ["-n", self.switch]
-        for br in ("brA", "brB"):
-            self.ip(*sw, "link", "add", br, "type", "bridge")
-        self.ip(*sw, "link", "add", "xa", "type", "veth", "peer", "name", "xb")
-        self.ip(*sw, "link", "set", "xa", "master", "brA")
-        self.ip(*sw, "link", "set", "xb", "master", "brB")
-        for link in ("brA", "brB", "xa", "xb"):
-            self.ip(*sw, "link", "set", link, "up")
-        for i, ns in enumerate(self.nodes):
-            self.ip("link", "add", f"v{i}", "netns", self.switch, "type", "veth",
-                    "peer", "name", "eth0", "netns", ns)
-            self.ip("-n", ns, "addr", "add", f"{self.hosts[i]}/24", "dev", "eth0")
-            self.ip("-n", ns, "link", "set", "eth0", "up")
-            self.ip("-n", ns, "link", "set", "lo", "up")
-            br = "brB" if i in self.side_b else "brA"
-            self.ip(*sw, "link", "set", f"v{i}", "master", br, "up")
-
-    def cut(self) -> None:
-        self.ip("-n", self.switch, "link", "set", "xa", "down")
-
-    def heal(self) -> None:
-        self.ip("-n", self.switch, "link", "set", "xa", "up")
-
-    def down(self) -> None:
-        for ns in reversed(self.made):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
-        self.made.clear()
-
-
 @pytest.fixture
 def netlab() -> Iterator[NetLab]:
-    reason = _can_netns()
+    reason = netns.probe()
     if reason is not None:
         pytest.skip(f"{reason}; the connection-level partition test still runs")
-    lab = NetLab(4, side_b=[2, 3])
-    try:
-        lab.up()
+    with NetLab(4, side_b=[2, 3]) as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 def test_partition_link_cut_in_namespaces_heals(cluster_factory, netlab: NetLab) -> None:  # type: ignore[no-untyped-def]
