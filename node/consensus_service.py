@@ -76,6 +76,7 @@ class ConsensusService:
         self._pending_votes: list[CastVote] = []
         self._votes_wakeup = trio.Event()
         self._sync_keys: set[Key] = set()
+        self._started: set[Key] = set()
         self._sync_wakeup = trio.Event()
         node.ingest.subscribe(self._send.send_nowait)
 
@@ -152,7 +153,12 @@ class ConsensusService:
                 self.tallies.vote_received(r.author, r.seq, body)
         for tid, task in tasks:
             for item in task.items:
-                actions += self.engine.start((tid, item))
+                key = (tid, item)
+                # An item starts voting once this node has a proposal for it (see
+                # _perform). After a restart, items with votes resume at once.
+                if restoring and self.engine.status(key) is not None:
+                    self._started.add(key)
+                    actions += self.engine.start(key)
             self.tallies.check_complete(tid)
         self._perform(actions)
 
@@ -170,6 +176,14 @@ class ConsensusService:
             a = queue.pop(0)
             if isinstance(a, ProposalChanged):
                 queue += self._handle(a)
+                if a.value is not None and a.key not in self._started:
+                    # Without a proposer, a validator that lacks the annotations has
+                    # nothing to say: starting the item then would only run out the
+                    # propose timeout into a nil prevote and a wasted round. It
+                    # starts once its annotations give it a proposal (sync delivers
+                    # them); the others finalize without it meanwhile if they can.
+                    self._started.add(a.key)
+                    queue += self.engine.start(a.key)
             elif isinstance(a, CastVote):
                 self._pending_votes.append(a)
                 self._votes_wakeup.set()
