@@ -95,15 +95,9 @@ def test_full_and_read_only_disk(tmp_path: Path) -> None:
             filler = mnt / "filler"
             fill(filler)
             todo = [works[1].task.data] + [r.data for r in works[1].annotations]
-            try:
-                ok, errors = submit_each(rpc, todo)
-            except Exception as exc:
-                proc = c.procs[0]
-                proc.poll()
-                # Open bug outside this suite's files (reported): a background write that
-                # hits the full disk stops the daemon's nursery; RPC goes away first.
-                pytest.xfail(f"the node stopped serving on a full disk (exit "
-                             f"{proc.returncode}): {exc!r}")
+            # the daemon must keep serving: background writes that hit the full disk
+            # are refused and logged, never allowed to stop its nursery
+            ok, errors = submit_each(rpc, todo)
             acked += ok
             assert errors, "a full disk refused nothing"
             print(f"disk full: {len(ok)} accepted, {len(errors)} refused, e.g. {errors[0]}")
