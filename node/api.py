@@ -168,10 +168,10 @@ class NodeRPC:
 
     async def task_get(self, task: str) -> JSONObject:
         tid, requester, t = self._load_task(task)
-        finals = self.node.store.finals(tid)
+        final = self.node.store.final_count(tid)
         out = task_json(tid, requester, t)
-        out["items_final"] = len(finals)
-        out["complete"] = len(finals) == len(t.items)
+        out["items_final"] = final
+        out["complete"] = final == len(t.items)
         tally = self.node.store.tally(tid)
         out["tally_root"] = tally[0].hex() if tally else None
         return out
@@ -185,7 +185,7 @@ class NodeRPC:
             t = rec.body
             tasks.append({"task": rec.cid_str, "title": t.title, "requester": rec.author_id,
                           "items": len(t.items),
-                          "items_final": len(self.node.store.finals(rec.cid))})
+                          "items_final": self.node.store.final_count(rec.cid)})
         nxt = str(rows[-1][0]) if len(rows) == limit else None
         return {"tasks": tasks, "next_cursor": nxt}
 

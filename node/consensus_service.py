@@ -15,6 +15,7 @@ import heapq
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -171,9 +172,9 @@ class ConsensusService:
 
     # ------------------------------------------------------------ actions
     def _perform(self, actions: list[Action] | list[ProposalChanged]) -> None:
-        queue: list[Any] = list(actions)
+        queue: deque[Any] = deque(actions)
         while queue:
-            a = queue.pop(0)
+            a = queue.popleft()
             if isinstance(a, ProposalChanged):
                 queue += self._handle(a)
                 if a.value is not None and a.key not in self._started:
@@ -212,7 +213,7 @@ class ConsensusService:
         """A precommit for a final item's value and round joins its certificate, so every
         node's certificate converges on the same, complete set of signatures."""
         fin = self.engine.finalized(key)
-        if fin is None or phase != 2 or rnd != fin.round or value != fin.value:
+        if fin is None or phase != PRECOMMIT or rnd != fin.round or value != fin.value:
             return
         self.node.store.add_certificate_vote(key[0], key[1], r.cid)
 

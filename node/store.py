@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from node.errors import ReadOnlyStoreError, SeqError, StoreError
 from node.migrations import migrate
@@ -57,6 +58,11 @@ def _pack_refs(refs: Iterable[bytes]) -> bytes:
 def _unpack_refs(data: bytes) -> list[bytes]:
     refs = decode_canonical(data)
     return [bytes(r) for r in refs]
+
+
+def _annotations(rows: Iterable[tuple[Any, ...]]) -> list[StoredAnnotation]:
+    return [StoredAnnotation(bytes(t), bytes(i), bytes(a), lab, s, bytes(c))
+            for t, i, a, lab, s, c in rows]
 
 
 def _index_cols(r: Record) -> tuple[bytes | None, bytes | None]:
@@ -206,16 +212,14 @@ class Store:
             rows = self._db.execute(
                 "SELECT task, item, author, label, seq, cid FROM annotations"
                 " WHERE task=? AND item=? ORDER BY author", (task, item))
-        return [StoredAnnotation(bytes(t), bytes(i), bytes(a), lab, s, bytes(c))
-                for t, i, a, lab, s, c in rows]
+        return _annotations(rows)
 
     def annotations_by_author(self, author: bytes, after: int, limit: int
                               ) -> list[StoredAnnotation]:
         rows = self._db.execute(
             "SELECT task, item, author, label, seq, cid FROM annotations"
             " WHERE author=? AND seq>? ORDER BY seq LIMIT ?", (author, after, limit))
-        return [StoredAnnotation(bytes(t), bytes(i), bytes(a), lab, s, bytes(c))
-                for t, i, a, lab, s, c in rows]
+        return _annotations(rows)
 
     def annotations_page(self, task: bytes | None, item: bytes | None, author: bytes | None,
                          offset: int, limit: int) -> list[StoredAnnotation]:
@@ -228,8 +232,7 @@ class Store:
             "SELECT task, item, author, label, seq, cid FROM annotations WHERE "
             + " AND ".join(where or ["1"]) + " ORDER BY task, item, author LIMIT ? OFFSET ?",
             (*args, limit, offset))
-        return [StoredAnnotation(bytes(t), bytes(i), bytes(a), lab, s, bytes(c))
-                for t, i, a, lab, s, c in rows]
+        return _annotations(rows)
 
     def annotation_count(self, task: bytes, item: bytes) -> int:
         return int(self._db.execute("SELECT count(*) FROM annotations WHERE task=? AND item=?",
@@ -331,12 +334,12 @@ class Store:
             out.append(data)
         return out
 
-    def finals(self, task: bytes) -> dict[bytes, str]:
-        return {bytes(i): v for i, v in self._db.execute(
-            "SELECT item, value FROM certificates WHERE task=?", (task,))}
-
-    def final_count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM certificates").fetchone()[0])
+    def final_count(self, task: bytes | None = None) -> int:
+        """Final items, of one task or of all."""
+        if task is None:
+            return int(self._db.execute("SELECT count(*) FROM certificates").fetchone()[0])
+        return int(self._db.execute("SELECT count(*) FROM certificates WHERE task=?",
+                                    (task,)).fetchone()[0])
 
     def save_tally(self, task: bytes, root: bytes, data: bytes) -> None:
         with self._tx():

@@ -27,7 +27,7 @@ import trio
 from node.errors import NodeError, StoreError
 from node.node import Node
 from node.proposals import Proposer
-from protocol.cid import RAW, SHA2_256
+from protocol.cid import cid_from_digest
 from protocol.errors import ProtocolError
 from protocol.keys import peer_id_from_public_key
 from protocol.records import TallyVote
@@ -39,7 +39,7 @@ FETCH_TIMEOUT_S = 5.0
 
 def tally_block_cid(root: bytes) -> bytes:
     """CIDv1 (raw, sha2-256) of the block ``TALLY_TAG + encoding``: its digest is the root."""
-    return bytes((1, RAW, SHA2_256, len(root))) + root
+    return cid_from_digest(root)
 
 
 class TallyKeeper:
@@ -136,13 +136,12 @@ class TallyKeeper:
             log.warning("cannot tally task %s: %s", task.hex()[:16], exc)
             return None
         if self.node.is_validator and self._own_root.get(task) != root:
-            self._own_root[task] = root
             try:
                 self.node.sign_own(TallyVote(task=task, root=root))
             except StoreError as exc:
                 log.error("tally vote not cast, the store refuses writes: %s", exc)
-                self._own_root.pop(task, None)
                 return None
+            self._own_root[task] = root
         final = self._quorum_root(task)
         if final is None:
             return None

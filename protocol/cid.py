@@ -86,7 +86,13 @@ def _read_varint(buf: bytes, pos: int, what: str) -> tuple[int, int]:
 
 def cid_bytes(data: bytes, codec: int = RAW) -> bytes:
     """The binary CIDv1 (sha2-256) of a block with the given multicodec."""
-    digest = hashlib.sha256(data).digest()
+    return cid_from_digest(hashlib.sha256(data).digest(), codec)
+
+
+def cid_from_digest(digest: bytes, codec: int = RAW) -> bytes:
+    """The binary CIDv1 of a block whose sha2-256 digest is ``digest``."""
+    if len(digest) != _SHA2_256_LEN:
+        raise CidError(f"a sha2-256 digest is {_SHA2_256_LEN} bytes, got {len(digest)}")
     if codec == RAW:
         return _PREFIX_RAW + digest
     if codec == DAG_PB:
