@@ -11,7 +11,7 @@ SEEDS      ?= 10000
 DATA       ?=
 TESTNET    ?= testnet
 
-.PHONY: install test lint sim quality bench bench-quick faults testnet testnet-status testnet-stop testnet-clean
+.PHONY: install js-deps browser test-deps test lint sim quality bench bench-quick faults testnet testnet-status testnet-stop testnet-clean
 
 install: $(STAMP)
 
@@ -20,7 +20,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
-test: install
+# Independent reference implementations for the tests (Helia, OpenZeppelin, noble),
+# pinned in tests/js/package-lock.json; the runtime never needs Node.
+JS_STAMP := tests/js/node_modules/.installed
+js-deps: $(JS_STAMP)
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
+# Debian's headless Chromium and its driver for the browser tests (idempotent).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium chromium-driver >/dev/null; }
+
+test-deps: install js-deps browser
+
+test: test-deps
 	$(BIN)/python -m pytest tests
 
 lint: install
