@@ -11,7 +11,7 @@ SEEDS      ?= 10000
 DATA       ?=
 TESTNET    ?= testnet
 
-.PHONY: install js-deps browser test-deps test lint sim quality bench bench-quick faults testnet testnet-status testnet-stop testnet-clean
+.PHONY: install js-deps browser webapp-vendor test-deps test lint sim quality bench bench-quick faults testnet testnet-status testnet-stop testnet-clean
 
 install: $(STAMP)
 
@@ -27,6 +27,17 @@ js-deps: $(JS_STAMP)
 $(JS_STAMP): tests/js/package.json tests/js/package-lock.json
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
 	touch $(JS_STAMP)
+
+# The web app's vendored JS (pinned in tests/js/package-lock.json): copy the built
+# files and their licenses into node/gateway/static/vendor/ (committed; no build at install).
+VENDOR := node/gateway/static/vendor
+webapp-vendor: $(JS_STAMP)
+	mkdir -p $(VENDOR)/noble-ed25519 $(VENDOR)/noble-hashes
+	cp tests/js/node_modules/@noble/ed25519/index.js tests/js/node_modules/@noble/ed25519/LICENSE $(VENDOR)/noble-ed25519/
+	cp tests/js/node_modules/@noble/hashes/sha2.js tests/js/node_modules/@noble/hashes/_md.js \
+		tests/js/node_modules/@noble/hashes/_u64.js tests/js/node_modules/@noble/hashes/utils.js \
+		tests/js/node_modules/@noble/hashes/LICENSE $(VENDOR)/noble-hashes/
+	sed -i '/sourceMappingURL/d' $(VENDOR)/noble-ed25519/*.js $(VENDOR)/noble-hashes/*.js
 
 # Debian's headless Chromium and its driver for the browser tests (idempotent).
 browser:
