@@ -56,7 +56,7 @@ CHUNK_SIZE = 262_144
 MAX_LINKS = 174
 MAX_DEPTH = 32  # a balanced tree of 174-way nodes is 10 levels deep at 2**64 bytes
 
-T_RAW, T_DIRECTORY, T_FILE = 0, 1, 2
+T_RAW, T_DIRECTORY, T_FILE, T_METADATA, T_SYMLINK, T_HAMT_SHARD = 0, 1, 2, 3, 4, 5
 
 Block = tuple[bytes, bytes]
 """A ``(cid, block bytes)`` pair."""
@@ -73,12 +73,14 @@ class PBLink:
 
 @dataclass(frozen=True, slots=True)
 class UnixFSData:
-    """The fields of a UnixFS ``Data`` message that files use."""
+    """The fields of a UnixFS ``Data`` message that files and directories use."""
 
     type: int
     data: bytes = b""
     filesize: int | None = None
     blocksizes: tuple[int, ...] = ()
+    hash_type: int | None = None  # HAMT shards: 0x22 (murmur3-x64-64)
+    fanout: int | None = None  # HAMT shards: 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,6 @@ class _Child:
 
 
 # --- protobuf encoding -------------------------------------------------------
-
 
 
 def _field_bytes(field: int, value: bytes) -> bytes:
@@ -206,11 +207,13 @@ def decode_dag_pb(block: bytes) -> tuple[list[PBLink], bytes | None]:
 
 
 def decode_unixfs_data(buf: bytes) -> UnixFSData:
-    """Decode the file-relevant fields of a UnixFS ``Data`` message."""
+    """Decode the file and directory fields of a UnixFS ``Data`` message."""
     type_: int | None = None
     data = b""
     filesize: int | None = None
     sizes: list[int] = []
+    hash_type: int | None = None
+    fanout: int | None = None
     for field, wire, value in _fields(buf):
         if field == 1 and isinstance(value, int):
             type_ = value
@@ -225,12 +228,16 @@ def decode_unixfs_data(buf: bytes) -> UnixFSData:
             while pos < len(value):
                 size, pos = _read_varint(value, pos)
                 sizes.append(size)
-        elif field in (1, 3):
+        elif field == 5 and isinstance(value, int):
+            hash_type = value
+        elif field == 6 and isinstance(value, int):
+            fanout = value
+        elif field in (1, 3, 5, 6):
             raise DecodeError(f"UnixFS Data field {field} has wire type {wire}")
-        # hashType, fanout, mode, mtime: metadata a file reader may ignore
+        # mode, mtime: metadata a reader may ignore
     if type_ is None:
         raise DecodeError("UnixFS Data has no Type")
-    return UnixFSData(type_, data, filesize, tuple(sizes))
+    return UnixFSData(type_, data, filesize, tuple(sizes), hash_type, fanout)
 
 
 # --- importer ----------------------------------------------------------------
@@ -245,7 +252,8 @@ class FileImporter:
     is the root CID (binary) and :attr:`size` the file size.
     """
 
-    __slots__ = ("_buf", "_chunk_size", "_done", "_levels", "_max_links", "root", "size")
+    __slots__ = ("_buf", "_chunk_size", "_done", "_levels", "_max_links", "root", "size",
+                 "tsize")
 
     def __init__(self, chunk_size: int = CHUNK_SIZE, max_links: int = MAX_LINKS) -> None:
         if chunk_size < 1 or max_links < 2:
@@ -257,6 +265,7 @@ class FileImporter:
         self._done = False
         self.root: bytes | None = None
         self.size = 0
+        self.tsize = 0  # the root's cumulative size (block + everything below): a link's Tsize
 
     def update(self, data: bytes) -> list[Block]:
         """Feed more file bytes; return the blocks this completed."""
@@ -290,14 +299,14 @@ class FileImporter:
             self._buf.clear()
         levels = self._levels
         if len(levels) == 1 and len(levels[0]) == 1:
-            self.root = levels[0][0].cid  # one chunk: the file is its raw leaf
+            self.root, self.tsize = levels[0][0].cid, levels[0][0].tsize  # one chunk: raw leaf
             return out
         depth = 0
         while True:
             pending = levels[depth]
             top = depth == len(levels) - 1
             if top and len(pending) == 1:
-                self.root = pending[0].cid
+                self.root, self.tsize = pending[0].cid, pending[0].tsize
                 return out
             if pending:
                 self._add_node(depth, out)
