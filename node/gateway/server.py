@@ -1,0 +1,95 @@
+"""Serving the gateway: its own listening socket, hypercorn on trio.
+
+:func:`serve_gateway` binds ``[gateway] host:port`` itself (a clear ``OSError``
+and the real port for port 0), writes the URL to ``<home>/gateway.url`` once
+listening and removes it when it stops. Listening beyond loopback is allowed:
+nothing admin is served, and the app guards Host, Origin, sizes and rates.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+from hypercorn.config import Config as HyperConfig
+from hypercorn.trio import serve
+
+from node.gateway.api import GatewayAPI
+from node.gateway.app import GatewayApp
+from node.gateway.config import URL_FILE, GatewayConfig
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+log = logging.getLogger("annot.gateway")
+
+
+def open_listener(config: GatewayConfig) -> socket.socket:
+    """Bind and listen on the configured address; ``OSError`` saying where on failure."""
+    where = f"{config.host}:{config.port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            config.host.strip("[]"), config.port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise OSError(exc.errno, f"gateway cannot listen on {where}: {exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"gateway cannot listen on {where}: {exc.strerror}") from exc
+    return sock
+
+
+def url_of(config: GatewayConfig, sock: socket.socket) -> str:
+    """The URL a browser on this machine opens (loopback for wildcard binds)."""
+    bound, port = sock.getsockname()[:2]
+    host = config.host.strip("[]")
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    elif host.lower() == "localhost":
+        host = bound
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _hypercorn_config(sock: socket.socket) -> HyperConfig:
+    hc = HyperConfig()
+    hc.bind = [f"fd://{sock.detach()}"]
+    hc.errorlog = logging.getLogger("annot.gateway.http")
+    hc.accesslog = None
+    hc.include_server_header = False
+    hc.graceful_timeout = 1.0
+    hc.keep_alive_timeout = 5.0
+    return hc
+
+
+async def serve_gateway(api: GatewayAPI, config: GatewayConfig, home: Path | None = None, *,
+                        task_status: TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve the gateway until cancelled; ``task_status.started(url)`` once listening."""
+    config.validate()
+    app = GatewayApp(api, config)
+    sock = open_listener(config)
+    url = url_of(config, sock)
+    url_path = home / URL_FILE if home is not None else None
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(serve, app, _hypercorn_config(sock), mode="asgi"))
+        try:
+            if url_path is not None:
+                tmp = url_path.with_name(f".{URL_FILE}.{os.getpid()}.tmp")
+                tmp.write_text(url)
+                os.replace(tmp, url_path)
+            log.info("gateway (web app) on %s", url)
+            task_status.started(url)
+            await trio.sleep_forever()
+        finally:
+            if url_path is not None and url_path.exists() and url_path.read_text() == url:
+                url_path.unlink()
