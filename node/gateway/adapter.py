@@ -123,7 +123,7 @@ class NodeGateway:
 
     async def task(self, task: str, with_items: bool) -> TaskProgress:
         entry = self.tasks_cache.get(parse_cid(task, "task"))
-        types = {i: self._types.get(i) for i in entry.task.items} if with_items else {}
+        types = {i: self._local_type(i) for i in entry.task.items} if with_items else {}
         return task_progress(self.p.store, entry, with_items, types)
 
     async def next_item(self, task: str, author: str, skip: tuple[str, ...]) -> NextItem:
@@ -236,6 +236,16 @@ class NodeGateway:
             except (NotFoundError, BadRequestError, ProtocolError):
                 return None
         return self._types.get(cid)
+
+    def _local_type(self, cid: bytes) -> str | None:
+        """The type of an item from its first chunk, if held here (never fetches)."""
+        if cid not in self._types:
+            try:
+                first = next(read_file(self.p.blocks.get_or_raise, cid), b"")
+            except (BlockStoreError, ProtocolError):
+                return None
+            self._remember(cid, sniff(first[:4096]))
+        return self._types[cid]
 
     def _remember(self, cid: bytes, ctype: str) -> None:
         self._types[cid] = ctype

@@ -41,6 +41,7 @@ async function pickTask(tid) {
   state.task = null; state.current = null; state.skipped = [];
   replace($("labels")); replace($("instructions"));
   if (!tid) return;
+  $("task").blur(); // keys 1-9 label from here on, instead of changing the task
   const t = await getJSON(`/api/v1/tasks/${tid}`);
   state.task = t;
   $("task-info").textContent = `${t.items.length} items, ${t.redundancy} labels each, rule ${t.rule}, reward ${t.reward_per_item} per item`;
