@@ -168,9 +168,12 @@ class GatewayApp:
             return problem(404, f"no such path {path!r}{hint}")
         if headers.get(b"if-none-match") == asset.etag:
             return Reply(304, b"", None, [(b"etag", asset.etag)])
-        return Reply(200, asset.body, asset.content_type,
-                     [(b"etag", asset.etag), (b"cache-control", b"no-cache"),
-                      (b"content-security-policy", CSP)])
+        out: Headers = [(b"etag", asset.etag), (b"cache-control", b"no-cache"),
+                   (b"content-security-policy", CSP), (b"vary", b"accept-encoding")]
+        if b"gzip" in headers.get(b"accept-encoding", b""):
+            out.append((b"content-encoding", b"gzip"))
+            return Reply(200, asset.gzipped, asset.content_type, out)
+        return Reply(200, asset.body, asset.content_type, out)
 
     async def _submit(self, headers: dict[bytes, bytes], receive: ASGIReceiveCallable) -> Reply:
         limit = self.config.max_body_bytes

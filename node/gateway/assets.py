@@ -1,12 +1,13 @@
 """The web app's files, packaged with annot under ``node/gateway/static/``.
 
-They are read once into memory (the app is small) and served by exact path
-only, so no request path ever reaches the file system. Only known extensions
-are served, each with a fixed Content-Type.
+They are read once into memory (the app is small, and gzipped once here) and
+served by exact path only, so no request path ever reaches the file system.
+Only known extensions are served, each with a fixed Content-Type.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ class Asset:
     body: bytes
     content_type: bytes
     etag: bytes
+    gzipped: bytes  # served to clients that accept gzip
 
 
 def load_assets(root: Path = STATIC_DIR) -> dict[str, Asset]:
@@ -41,16 +43,9 @@ def load_assets(root: Path = STATIC_DIR) -> dict[str, Asset]:
             continue
         body = path.read_bytes()
         etag = b'"' + hashlib.sha256(body).hexdigest()[:20].encode() + b'"'
-        assets["/" + path.relative_to(root).as_posix()] = Asset(body, ctype, etag)
+        assets["/" + path.relative_to(root).as_posix()] = Asset(
+            body, ctype, etag, gzip.compress(body, 9, mtime=0))
     for alias, target in PAGES.items():
         if target in assets:
             assets[alias] = assets[target]
     return assets
-
-
-def page_weight(assets: dict[str, Asset], page: str = "/index.html") -> int:
-    """Bytes a browser loads for ``page``: the page, its CSS and every JS module it can
-    import (every .js file of the app, counted once; licenses are not loaded)."""
-    seen = {page, "/app.css"}
-    seen.update(p for p in assets if p.endswith(".js"))
-    return sum(len(assets[p].body) for p in seen if p in assets)

@@ -2,11 +2,19 @@
 // A key is its 32-byte seed, the same bytes `annot keygen` writes to a key file.
 // Signing uses WebCrypto's Ed25519 where the browser has it (it needs a secure
 // context: https, localhost or 127.0.0.1), else the vendored @noble/ed25519.
-import * as noble from "../vendor/noble-ed25519/index.js";
 import { sha512 } from "../vendor/noble-hashes/sha2.js";
 import { base58, concat, fromBase58, fromBase64 } from "./bytes.js";
 
-noble.hashes.sha512 = sha512;
+let nobleLib = null;
+
+/** @noble/ed25519, loaded only where WebCrypto cannot sign (or when asked for). */
+async function noble() {
+  if (nobleLib === null) {
+    nobleLib = await import("../vendor/noble-ed25519/index.js");
+    nobleLib.hashes.sha512 = sha512;
+  }
+  return nobleLib;
+}
 
 const PEER_ID_PREFIX = Uint8Array.of(0x00, 0x24, 0x08, 0x01, 0x12, 0x20);
 const PKCS8_PREFIX = Uint8Array.of(0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b,
@@ -57,9 +65,10 @@ export async function loadKey(seed, backend) {
       sign: async (msg) => new Uint8Array(await subtle.sign({ name: "Ed25519" }, priv, msg)) };
   }
   if (use !== "noble") throw new Error(`unknown signing backend ${use}`);
-  const publicKey = noble.getPublicKey(seed);
+  const ed = await noble();
+  const publicKey = ed.getPublicKey(seed);
   return { seed, publicKey, peerId: peerIdFromPublicKey(publicKey), backend: use,
-    sign: async (msg) => noble.sign(msg, seed) };
+    sign: async (msg) => ed.sign(msg, seed) };
 }
 
 /** A fresh key: 32 random bytes from the browser's CSPRNG. */
