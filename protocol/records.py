@@ -55,6 +55,10 @@ class Task:
     close_time: int = 0  # unix seconds; 0 = never closes
     rule: str = "majority"
     weights_from: tuple[bytes, ...] = ()  # task ids whose final tallies weight annotators
+    # items as a UnixFS directory (protocol.unixfs_dir): its root CID and its number of
+    # distinct files, absent from the encoding when unset; ``items`` is then empty
+    items_dir: bytes | None = None
+    item_count: int = 0
 
     KIND = "task"
 
@@ -139,7 +143,7 @@ def body_to_map(body: Body) -> dict[str, Any]:
             "labels": list(body.labels), "redundancy": body.redundancy,
             "reward_per_item": body.reward_per_item, "rule": body.rule,
             "title": body.title, "validator_share_bps": body.validator_share_bps,
-            "weights_from": list(body.weights_from),
+            "weights_from": list(body.weights_from), **_items_dir_map(body),
         }
     if isinstance(body, Annotation):
         return {"item": body.item, "label": body.label, "task": body.task}
@@ -149,6 +153,32 @@ def body_to_map(body: Body) -> dict[str, Any]:
             "phase": body.phase, "round": body.round,
         }
     return {"root": body.root, "task": body.task}
+
+
+MAX_DIR_ITEMS = 10_000_000
+
+
+def _items_dir_map(task: Task) -> dict[str, Any]:
+    if task.items_dir is None:
+        return {}
+    return {"item_count": task.item_count, "items_dir": task.items_dir}
+
+
+def _items_dir_from_map(where: str, m: object) -> tuple[object, dict[str, Any]]:
+    """Pop the optional items_dir and item_count of a task map (a copy); check them."""
+    if not isinstance(m, dict) or ("items_dir" not in m and "item_count" not in m):
+        return m, {}
+    m = dict(m)
+    d, n = m.pop("items_dir", None), m.pop("item_count", None)
+    if d is None or n is None:
+        raise FieldTypeError(f"{where}: items_dir and item_count go together")
+    items_dir = _cid(f"{where}.items_dir", d)
+    if cidlib.decode_cid(items_dir)[0] != cidlib.DAG_PB:
+        raise FieldTypeError(f"{where}.items_dir: a UnixFS directory is a dag-pb CID")
+    if type(n) is not int or not 1 <= n <= MAX_DIR_ITEMS:
+        raise FieldTypeError(f"{where}.item_count: expected integer 1..{MAX_DIR_ITEMS}, "
+                             f"got {n!r}")
+    return m, {"items_dir": items_dir, "item_count": n}
 
 
 class _Fields:
@@ -217,6 +247,7 @@ def _cid(where: str, v: object) -> bytes:
 def body_from_map(kind: str, m: object, max_items: int = 8192) -> Body:
     where = kind
     if kind == "task":
+        m, items_dir = _items_dir_from_map(where, m)
         f = _Fields(where, m, ("allow", "close_time", "instructions", "items", "labels",
                                "redundancy", "reward_per_item", "rule", "title",
                                "validator_share_bps", "weights_from"))
@@ -225,8 +256,9 @@ def body_from_map(kind: str, m: object, max_items: int = 8192) -> Body:
         if len(labels) < 2 or len(set(labels)) != len(labels) or EXPIRED in labels:
             raise FieldTypeError(f"{where}.labels: need 2+ distinct labels, none {EXPIRED!r}")
         items = tuple(_cid(f"{where}.items[]", x) for x in f.get_list("items", max_items))
-        if not items or len(set(items)) != len(items):
-            raise FieldTypeError(f"{where}.items: need 1+ distinct item CIDs")
+        if len(set(items)) != len(items) or bool(items) == bool(items_dir):
+            raise FieldTypeError(f"{where}.items: need 1+ distinct item CIDs, or none and "
+                                 "an items_dir")
         rule = f.get_str("rule", 32)
         if rule not in RULES:
             raise FieldTypeError(f"{where}.rule: {rule!r} is not one of {', '.join(RULES)}")
@@ -242,6 +274,7 @@ def body_from_map(kind: str, m: object, max_items: int = 8192) -> Body:
             allow=tuple(_bytes(f"{where}.allow[]", x, 32) for x in f.get_list("allow", 4096)),
             close_time=f.get_int("close_time"),
             rule=rule,
+            **items_dir,
             weights_from=tuple(_cid(f"{where}.weights_from[]", x)
                                for x in f.get_list("weights_from", 64)),
         )
