@@ -5,14 +5,14 @@
     sync.py    Sync: /annot/sync/1.0.0 vector-clock sync, scheduler
     frames.py  pure codecs for gossip batches and sync frames
     peers.py   counters, invalid-message scores, ban list
-    node.py    serve_p2p / P2PNode: the whole stack in one nursery
+    stack.py   serve_p2p / P2PNode: the whole stack in one nursery
 """
 
 from node.p2p.frames import SYNC_PROTOCOL, FrameError, NetworkMismatchError
 from node.p2p.gossip import Gossip, OnRecords, serve_gossip
 from node.p2p.host import ConnEvent, DialError, P2PHost, open_host, serve_bootstrap
-from node.p2p.node import P2PNode, serve_p2p
 from node.p2p.peers import BanList, P2PCounters, PeerScores
+from node.p2p.stack import P2PNode, serve_p2p
 from node.p2p.sync import Sync, SyncError, serve_sync
 
 __all__ = [

@@ -24,7 +24,7 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V1
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
-from node.config import GossipConfig
+from node.core.config import GossipConfig
 from node.p2p.frames import GOSSIP_PAYLOAD_CAP, RPC_CAP, FrameError, decode_batch, encode_batch
 from node.p2p.host import P2PHost
 from node.p2p.peers import P2PCounters, PeerScores

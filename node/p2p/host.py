@@ -35,7 +35,7 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 
-from node.config import P2PConfig
+from node.core.config import P2PConfig
 from node.errors import NodeError
 from node.p2p.peers import BAN_SECONDS, BanList
 from protocol.keys import SigningKey

@@ -4,7 +4,7 @@ Synchronous and clock-free: callers pass ``now`` (trio's clock), so these are
 tested without sockets. The libp2p adapters decide *when* a peer misbehaved;
 this module decides *what follows* (a ban once the threshold is crossed).
 
-The optional ``metrics`` object is :class:`node.metrics.Metrics` or anything
+The optional ``metrics`` object is :class:`node.core.metrics.Metrics` or anything
 with the same attributes; it is called defensively, so a missing or partial
 metrics object never breaks networking.
 """

@@ -28,13 +28,13 @@ from libp2p.io.exceptions import MessageTooLarge
 from libp2p.io.msgio import VarIntLengthMsgReadWriter
 from libp2p.peer.id import ID
 
-from node.config import SyncConfig
+from node.core.config import SyncConfig
 from node.errors import NodeError
 from node.p2p import frames as fr
 from node.p2p.gossip import OnRecords
 from node.p2p.host import ConnEvent, P2PHost
 from node.p2p.peers import P2PCounters, PeerScores
-from node.store import Store
+from node.store.db import Store
 from protocol.cid import cid_bytes
 from protocol.errors import ProtocolError
 from protocol.genesis import Genesis

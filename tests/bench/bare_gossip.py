@@ -28,7 +28,7 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V1
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
-from node.config import GossipConfig, P2PConfig
+from node.core.config import GossipConfig, P2PConfig
 from node.p2p.frames import RPC_CAP
 from node.p2p.gossip import OUTBOUND_HIGH_WATER, OUTBOUND_WAIT_S
 from node.p2p.host import open_host

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from node.store import open_store
+from node.store.db import open_store
 from tests.bench.common import Figure, StoreWatch, make_annotations
 from tests.bench.ingest import batched_ingest_rate
 from tests.harness import Cluster

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import nacl.signing
 
-from node.ingest import Ingest
-from node.metrics import Metrics
-from node.store import Saved, open_store
+from node.core.ingest import Ingest
+from node.core.metrics import Metrics
+from node.store.db import Saved, open_store
 from protocol.genesis import Genesis, Validator
 from protocol.keys import SigningKey
 from protocol.records import Record, sign_bytes

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nacl.signing
 
-from node.store import Saved, open_store
+from node.store.db import Saved, open_store
 from protocol.cid import cid_bytes
 from protocol.keys import Signer, SigningKey
 from protocol.records import Annotation, Record, decode_record, sign_bytes, sign_record

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from node.store import open_store
+from node.store.db import open_store
 from protocol.cid import cid_bytes
 from protocol.records import Record
 from tests.bench.common import RPC, AnnotationMaker, Figure, rss_mb

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from harness import ANNOT, ROOT, Cluster
 
-from node.blockstore import BlockStore, CorruptBlockError
+from node.content.blockstore import BlockStore, CorruptBlockError
 from node.errors import StoreError
-from node.store import open_store
+from node.store.db import open_store
 from protocol import cid as cidlib
 
 from .common import HTTPRPC, RPCFailure, make_workload

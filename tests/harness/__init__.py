@@ -32,8 +32,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from node.config import DEFAULT_TOML
-from node.home import init_home
+from node.core.config import DEFAULT_TOML
+from node.core.home import init_home
 from node.rpc.client import SyncRPCClient
 from protocol.genesis import Genesis, Params, Validator
 from protocol.keys import SigningKey

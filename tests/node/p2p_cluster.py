@@ -17,9 +17,9 @@ from typing import Any
 
 import trio
 
-from node.config import Config, GossipConfig
+from node.core.config import Config, GossipConfig
 from node.p2p import P2PNode, serve_p2p
-from node.store import Store, open_store
+from node.store.db import Store, open_store
 from protocol import cid as cidlib
 from protocol.genesis import Genesis, Validator
 from protocol.keys import Signer, SigningKey

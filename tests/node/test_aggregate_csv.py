@@ -1,4 +1,4 @@
-"""``node.aggregate_csv.aggregate``: CSV in, one label per item out, clear line-numbered errors."""
+"""``node.cli.aggregate_csv.aggregate``: CSV in, one label per item out, line-numbered errors."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from node.aggregate_csv import CsvAggregateError, aggregate
+from node.cli.aggregate_csv import CsvAggregateError, aggregate
 from node.errors import NodeError
 
 CROWD = Path(__file__).resolve().parents[3] / "shared" / "data" / "crowd"

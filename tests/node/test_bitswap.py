@@ -31,8 +31,8 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from multiaddr import Multiaddr
 
-from node.bitswap import BitswapService, BitswapTimeoutError
-from node.bitswap_msg import (
+from node.content.bitswap import BitswapService, BitswapTimeoutError
+from node.content.bitswap_msg import (
     PROTOCOL_V100,
     PROTOCOL_V110,
     PROTOCOL_V120,
@@ -48,7 +48,7 @@ from node.bitswap_msg import (
     encode_message,
     encode_prefix,
 )
-from node.blockstore import BlockStore
+from node.content.blockstore import BlockStore
 from protocol.cid import cid_bytes, cid_to_str
 
 

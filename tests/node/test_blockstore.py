@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from node.blockstore import (
+from node.content.blockstore import (
     MAX_BLOCK_SIZE,
     BlockStore,
     BlockTooLargeError,

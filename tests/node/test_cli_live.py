@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from harness import ANNOT, ROOT, Cluster
 
-from node.home import init_home
+from node.core.home import init_home
 from protocol.cid import cid_from_str, cid_str
 from protocol.genesis import genesis_from_json
 from protocol.keys import SigningKey

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 from fake_rpc_api import ITEM, PEER, PEER2, TASK, FakeNodeAPI, serve_in_thread
 
-from node.cli import cli
+from node.cli.main import cli
 from node.rpc.api import TaskSpec
 from protocol.unixfs import CHUNK_SIZE
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from node.config import Config, config_from_toml, load_config, render_config
+from node.core.config import Config, config_from_toml, load_config, render_config
+from node.core.home import NodeHome, init_home, load_key, read_peer_id, resolve_home, write_key
 from node.errors import ConfigError, HomeError, KeyPermissionError
-from node.home import NodeHome, init_home, load_key, read_peer_id, resolve_home, write_key
-from node.store import open_store
+from node.store.db import open_store
 from protocol.genesis import Genesis, Validator, genesis_from_json
 from protocol.keys import SigningKey
 

@@ -1,4 +1,4 @@
-"""node.content: local store first, then Kubo; puts are mirrored to Kubo.
+"""node.content.router: local store first, then Kubo; puts are mirrored to Kubo.
 
 Kubo cannot be installed here: the Kubo side is the recorded-response fake of
 tests/node/test_kubo.py (a unit test of this one seam)."""
@@ -9,9 +9,9 @@ from pathlib import Path
 
 from test_kubo import HELLO, RecordedKubo
 
-from node.blockstore import BlockStore
-from node.content import Content
-from node.kubo import KuboClient
+from node.content.blockstore import BlockStore
+from node.content.kubo import KuboClient
+from node.content.router import Content
 from protocol.cid import cid_from_str
 
 

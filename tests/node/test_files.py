@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from node.blockstore import BlockStore, CorruptBlockError, MissingBlockError
-from node.files import add_bytes, add_file, cat, cat_bytes
+from node.content.blockstore import BlockStore, CorruptBlockError, MissingBlockError
+from node.content.files import add_bytes, add_file, cat, cat_bytes
 from protocol.cid import cid_from_str
 from protocol.unixfs import CHUNK_SIZE
 

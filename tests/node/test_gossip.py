@@ -10,7 +10,7 @@ import pytest
 import trio
 from p2p_cluster import key, make_genesis, make_records, open_cluster, p2p_config, wait_until
 
-from node.config import Config, SyncConfig
+from node.core.config import Config, SyncConfig
 from node.p2p.frames import FrameError, decode_batch, encode_batch
 from protocol.encoding import encode_canonical
 from protocol.records import Record

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from node.kubo import KuboClient, KuboError, api_url
+from node.content.kubo import KuboClient, KuboError, api_url
 from protocol.cid import DAG_PB, cid_from_str
 
 RESPONSES = Path(__file__).parent / "kubo_responses"

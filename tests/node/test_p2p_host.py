@@ -14,7 +14,7 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
 from p2p_cluster import key, open_cluster, wait_until
 
-from node.config import P2PConfig
+from node.core.config import P2PConfig
 from node.p2p import BanList, DialError, PeerScores, open_host, serve_bootstrap
 
 CFG = P2PConfig(listen=("/ip4/127.0.0.1/tcp/0",), reconnect_min_s=0.1, reconnect_max_s=0.4)

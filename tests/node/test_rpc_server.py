@@ -360,7 +360,7 @@ def test_config_defaults_validate() -> None:
 
 
 async def test_metrics_count_calls(tmp_path: Path) -> None:
-    from node.metrics import Metrics
+    from node.core.metrics import Metrics
 
     metrics = Metrics()
     async with trio.open_nursery() as nursery:

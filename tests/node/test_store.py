@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.errors import ReadOnlyStoreError, SeqError, StoreError
-from node.migrations import SCHEMA_VERSION, migrate
-from node.store import Saved, Store, open_store
+from node.store.db import Saved, Store, open_store
+from node.store.migrations import SCHEMA_VERSION, migrate
 from protocol.cid import cid_bytes
 from protocol.keys import Signer, SigningKey
 from protocol.records import (
@@ -412,7 +412,7 @@ CHILD = r"""
 import random, sys
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
-from node.store import open_store
+from node.store.db import open_store
 from protocol.cid import cid_bytes
 from protocol.keys import Signer, SigningKey
 from protocol.records import Annotation, sign_record

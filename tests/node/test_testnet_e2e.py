@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from node.demo import node_homes
 from node.rpc.client import SyncRPCClient
-from node.testnet import PID_FILE, is_annot
+from node.testnet.cluster import PID_FILE, is_annot
+from node.testnet.demo import node_homes
 
 N, ANNOTATORS, ITEMS = 4, 4, 12
 UP_TIMEOUT_S = 100  # the whole test stays under 120 s

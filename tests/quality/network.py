@@ -1,6 +1,6 @@
 """Replay a crowd CSV through a real testnet and check its labels against the offline rule.
 
-The demo (:func:`node.demo.run_demo`) publishes one task over the CSV's items
+The demo (:func:`node.testnet.demo.run_demo`) publishes one task over the CSV's items
 and submits every answer as an annotation signed by the worker's own key.
 Then, independently of what the demo reported, :func:`read_network` asks
 every node over RPC for the task record, its annotations and each item's final
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node.demo import CHUNK, Report, node_homes, run_demo
-from node.demo_data import Workload, load_csv
-from node.home import NodeHome
+from node.core.home import NodeHome
 from node.rpc.client import RPCClient, read_home
+from node.testnet.demo import CHUNK, Report, node_homes, run_demo
+from node.testnet.demo_data import Workload, load_csv
 from protocol.aggregate import majority, propose
 from protocol.cid import cid_bytes, cid_from_str, cid_to_str
 from protocol.keys import public_key_from_peer_id
@@ -139,7 +139,7 @@ async def read_network(homes: Sequence[Path], task: str) -> NetworkView:
 
 
 def admitted(task: Task, annotations: Sequence[Ann]) -> list[Ann]:
-    """The annotations a validator counts (:meth:`node.proposals.Proposer.admitted`)."""
+    """The annotations a validator counts (:meth:`node.consensus.proposals.Proposer.admitted`)."""
     allow, labels, items = frozenset(task.allow), frozenset(task.labels), frozenset(task.items)
     return [a for a in annotations
             if a[2] in labels and a[0] in items and (not allow or a[1] in allow)]

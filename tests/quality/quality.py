@@ -15,7 +15,7 @@ benchmark), and whether Dawid-Skene reaches the published figure within 0.005.
 
 ``--network``: brings up a 4-validator testnet of real ``annot run`` processes
 in a temporary directory on free ports (:mod:`node.testnet`), and for each
-set in ``--sets`` and each rule replays the CSV through it (:mod:`node.demo`:
+set in ``--sets`` and each rule replays the CSV through it (:mod:`node.testnet.demo`:
 one task, every worker signing with its own key). Then it reads back every
 node's final label for every item and compares them with the rule computed
 offline over exactly the annotations the network held
@@ -46,11 +46,11 @@ from pathlib import Path
 import trio
 
 from node import testnet
-from node.aggregate_csv import aggregate
-from node.demo import DemoError
-from node.demo_data import DemoDataError, Workload
+from node.cli.aggregate_csv import aggregate
 from node.rpc.client import ClientError
-from node.testnet import TestnetError
+from node.testnet.cluster import TestnetError
+from node.testnet.demo import DemoError
+from node.testnet.demo_data import DemoDataError, Workload
 from protocol.aggregate import dawid_skene, majority
 from protocol.records import RULES
 from tests.quality.network import (

@@ -1,6 +1,6 @@
 """The testnet demo: seed a labelling task, let annotators label it, check the nodes agree.
 
-    python -m node.demo --dir testnet [--annotators 8] [--items 100] [--data answer.csv]
+    python -m node.testnet.demo --dir testnet [--annotators 8] [--items 100] [--data answer.csv]
 
 Against a running testnet (``python -m node.testnet up`` runs this for you):
 store every item as an IPFS block on node0, create a task there, then let each
@@ -27,8 +27,8 @@ from typing import Any
 
 import trio
 
-from node.demo_data import DemoDataError, Workload, load_csv, simulate
-from node.home import NodeHome, load_key, new_key, write_key
+from node.testnet.demo_data import DemoDataError, Workload, load_csv, simulate
+from node.core.home import NodeHome, load_key, new_key, write_key
 from node.rpc.client import (
     ClientError,
     NodeUnreachableError,
@@ -350,7 +350,7 @@ def demo_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m node.demo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m node.testnet.demo", description=__doc__.split("\n")[0])
     add_arguments(parser)
     return demo_from_args(parser.parse_args(argv))
 

@@ -6,7 +6,7 @@ this node's proposals from the annotations it holds, and performs the engine's
 actions: vote batches are signed once per (phase, round), saved (so a restarted
 validator never votes twice differently) and published; timers fire as events;
 item syncs ask the p2p layer to sync. Finalized items get a certificate; a task
-whose items are all final gets a tally (see :mod:`node.tallies`).
+whose items are all final gets a tally (see :mod:`node.consensus.tallies`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from node.consensus.proposals import Proposer
+from node.consensus.tallies import TallyKeeper
+from node.core.local import Node
 from node.errors import StoreError
-from node.node import Node
-from node.proposals import Proposer
-from node.tallies import TallyKeeper
 from protocol.consensus import Engine
 from protocol.consensus_events import (
     Action,

@@ -11,9 +11,9 @@ from collections import OrderedDict
 from typing import Any
 
 import node
-from node.blockstore import BlockStoreError, BlockWriteError
+from node.content.blockstore import BlockStoreError, BlockWriteError
+from node.core.local import Node
 from node.errors import NodeError, StoreError
-from node.node import Node
 from node.rpc.api import (
     AnnotationQuery,
     CertificateView,
@@ -24,7 +24,7 @@ from node.rpc.api import (
     TaskSpec,
     UnavailableError,
 )
-from node.store import Saved, StoredAnnotation
+from node.store.db import Saved, StoredAnnotation
 from protocol import cid as cidlib
 from protocol.certificate import build_certificate, decode_certificate, encode_certificate
 from protocol.encoding import Limits
@@ -76,7 +76,7 @@ def task_json(task_id: bytes, requester: bytes, t: Task) -> JSONObject:
 
 
 class NodeRPC:
-    """``NodeAPI`` over a running :class:`node.node.Node`."""
+    """``NodeAPI`` over a running :class:`node.core.local.Node`."""
 
     def __init__(self, node: Node) -> None:
         self.node = node

@@ -2,7 +2,7 @@
 
 A :class:`Workload` is pure data — items (content bytes and, when known, the
 true class), annotators (a signing key each) and their answers in submission
-order — so the demo driver (:mod:`node.demo`) only moves it onto the network.
+order — so the demo driver (:mod:`node.testnet.demo`) only moves it onto the network.
 
 Generated items are 8x8 greyscale PGM images whose pattern is their class
 (``cat`` horizontal stripes, ``dog`` vertical stripes, ``bird`` a checkerboard)

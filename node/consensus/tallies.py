@@ -24,9 +24,9 @@ from typing import Any
 
 import trio
 
+from node.consensus.proposals import Proposer
+from node.core.local import Node
 from node.errors import NodeError, StoreError
-from node.node import Node
-from node.proposals import Proposer
 from protocol.cid import cid_from_digest
 from protocol.errors import ProtocolError
 from protocol.keys import peer_id_from_public_key

@@ -9,7 +9,7 @@ keeps to that peer: that stream is where the bitswap spec, Kubo and Helia
 expect responses, never the stream the request came in on.
 
 :func:`pack_messages` is the pure part: given the drained entries and the
-block bytes, it yields :class:`~node.bitswap_msg.BitswapMessage` values no
+block bytes, it yields :class:`~node.content.bitswap_msg.BitswapMessage` values no
 larger than a byte budget (a single block over the budget travels alone).
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import trio
 
-from node.bitswap_msg import BitswapMessage, Block, BlockPresence, WantEntry
+from node.content.bitswap_msg import BitswapMessage, Block, BlockPresence, WantEntry
 
 __all__ = ["PeerOutbox", "pack_messages"]
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import click
 
-from node.cli_output import field, print_fields, print_json, print_page, print_table
+from node.cli.output import field, print_fields, print_json, print_page, print_table
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -136,7 +136,7 @@ def peers(home: Path, as_json: bool) -> None:
                                                                    path_type=Path))
 def add(home: Path, as_json: bool, files: tuple[Path, ...]) -> None:
     """Add files to the node as UnixFS blocks (the CIDs Kubo gives with raw leaves)."""
-    from node.cli_files import add_files
+    from node.cli.files import add_files
 
     added = add_files(_home(home), list(files))
     rows = [{"file": str(f), "cid": c, "size": f.stat().st_size} for f, c in added]
@@ -152,7 +152,7 @@ def add(home: Path, as_json: bool, files: tuple[Path, ...]) -> None:
 @click.argument("cid")
 def cat(home: Path, raw: bool, cid: str) -> None:
     """Print the file (or, with --raw, the block) at CID."""
-    from node.cli_files import cat_file
+    from node.cli.files import cat_file
 
     out = sys.stdout.buffer
     if raw:
@@ -215,7 +215,7 @@ def task_create(home: Path, as_json: bool, title: str, labels: tuple[str, ...],
     """Publish a task signed by the node's key."""
     item_cids = list(items)
     if items_dir is not None:
-        from node.cli_files import add_files
+        from node.cli.files import add_files
 
         paths = sorted(p for p in items_dir.iterdir() if p.is_file())
         item_cids += [c for _, c in add_files(_home(home), paths)]
@@ -289,10 +289,10 @@ def label(home: Path, as_json: bool, key_path: Path | None, task_cid: str, item:
         from node.rpc.client import SyncRPCClient
 
         client = SyncRPCClient.from_home(_home(home))
-        author = _offline("node.home").load_key(key_path).peer_id
+        author = _offline("node.core.home").load_key(key_path).peer_id
         network_id = client.call("node.status")["network_id"]
         seq = client.call("account.get", author=author)["next_seq"]
-        record = _offline("node.offline").sign_annotation(
+        record = _offline("node.cli.offline").sign_annotation(
             key_path, network_id, seq, task_cid, item, label
         )
         result = client.call("record.submit", record=base64.b64encode(record).decode())
@@ -387,7 +387,7 @@ def evidence(home: Path, as_json: bool, cursor: str | None, limit: int) -> None:
               help="Join this network (default: a one-validator dev network of its own).")
 def init(home: Path, genesis_path: Path | None) -> None:
     """Create a node home: key, config, genesis and store."""
-    peer_id = _offline("node.home").init_home(_home(home), genesis_path)
+    peer_id = _offline("node.core.home").init_home(_home(home), genesis_path)
     click.echo(f"initialized {_home(home)}")
     click.echo(f"peer id: {peer_id}")
 
@@ -396,14 +396,14 @@ def init(home: Path, genesis_path: Path | None) -> None:
 @home_option
 def id_(home: Path) -> None:
     """Print the node's peer id."""
-    click.echo(_offline("node.home").read_peer_id(_home(home)))
+    click.echo(_offline("node.core.home").read_peer_id(_home(home)))
 
 
 @cli.command()
 @home_option
 def run(home: Path) -> None:
     """Run the node in the foreground until SIGINT/SIGTERM."""
-    _offline("node.service").run_node(_home(home))
+    _offline("node.daemon").run_node(_home(home))
 
 
 @cli.command()
@@ -411,7 +411,7 @@ def run(home: Path) -> None:
               help="Key file to create (mode 0600).")
 def keygen(output: Path) -> None:
     """Make a new Ed25519 key for signing as a client; print its peer id."""
-    click.echo(_offline("node.offline").keygen(output))
+    click.echo(_offline("node.cli.offline").keygen(output))
 
 
 @cli.group()
@@ -436,7 +436,7 @@ def _validator(text: str) -> tuple[str, int]:
 def genesis_new(name: str, validators: tuple[str, ...], output: Path) -> None:
     """Write a genesis file; print the network id."""
     parsed = [_validator(v) for v in validators]
-    click.echo(_offline("node.offline").genesis_new(name, parsed, output))
+    click.echo(_offline("node.cli.offline").genesis_new(name, parsed, output))
 
 
 @cli.command("verify-certificate")
@@ -447,7 +447,7 @@ def genesis_new(name: str, validators: tuple[str, ...], output: Path) -> None:
               type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def verify_certificate(as_json: bool, cert_path: Path, genesis_path: Path) -> None:
     """Check a certificate offline against a genesis."""
-    result = _offline("node.offline").verify_certificate(cert_path, genesis_path)
+    result = _offline("node.cli.offline").verify_certificate(cert_path, genesis_path)
     if as_json:
         print_json(result)
     else:
@@ -462,7 +462,7 @@ def verify_certificate(as_json: bool, cert_path: Path, genesis_path: Path) -> No
                                                                 path_type=Path))
 def aggregate(as_json: bool, rule: str, csv_path: Path) -> None:
     """Aggregate labels from a CSV offline with the given rule; print item,label."""
-    result = _offline("node.offline").aggregate(rule, csv_path)
+    result = _offline("node.cli.offline").aggregate(rule, csv_path)
     if as_json:
         print_json([{"item": i, "label": v} for i, v in result])
         return

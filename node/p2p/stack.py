@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from node.config import Config
+from node.core.config import Config
 from node.p2p.gossip import Gossip, OnRecords, serve_gossip
 from node.p2p.host import ConnEvent, P2PHost, open_host, serve_bootstrap
 from node.p2p.peers import BanList, P2PCounters, PeerScores
 from node.p2p.sync import Sync
-from node.store import Store
+from node.store.db import Store
 from protocol.genesis import Genesis
 from protocol.keys import SigningKey
 

@@ -7,9 +7,9 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from node.aggregate_csv import aggregate as _aggregate
+from node.cli.aggregate_csv import aggregate as _aggregate
+from node.core.home import load_key, new_key, write_key
 from node.errors import HomeError
-from node.home import load_key, new_key, write_key
 from protocol import cid as cidlib
 from protocol.encoding import Limits
 from protocol.errors import ProtocolError

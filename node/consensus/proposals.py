@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from node.node import Node
+from node.core.local import Node
 from protocol.aggregate import majority, propose
 from protocol.consensus_events import Key, ProposalChanged
 from protocol.errors import ProtocolError

@@ -2,7 +2,7 @@
 
 ``Node`` holds what every subsystem shares and signs the node's own records
 (reserving each seq durably before it signs). The running services — p2p,
-consensus, RPC — are attached by :mod:`node.service` once they are up.
+consensus, RPC — are attached by :mod:`node.daemon` once they are up.
 """
 
 from __future__ import annotations
@@ -10,19 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from node.blockstore import BlockStore
-from node.config import Config
-from node.home import NodeHome
-from node.ingest import Ingest
-from node.metrics import Metrics
-from node.store import Store, open_store
+from node.content.blockstore import BlockStore
+from node.core.config import Config
+from node.core.home import NodeHome
+from node.core.ingest import Ingest
+from node.core.metrics import Metrics
+from node.store.db import Store, open_store
 from protocol.genesis import Genesis
 from protocol.keys import Signer, SigningKey
 from protocol.records import Body, Record, sign_record
 
 if TYPE_CHECKING:
-    from node.consensus_service import ConsensusService
-    from node.content import Content
+    from node.consensus.service import ConsensusService
+    from node.content.router import Content
     from node.p2p import P2PNode
 
 

@@ -9,7 +9,7 @@ opens. So annot speaks bitswap itself, the spec way:
   or presences — all go through one handler;
 - everything we send to a peer (our wants and cancels, blocks, HAVE /
   DONT_HAVE) goes out on one outbound stream per peer that we open, reuse
-  while it lives, and reopen once if it breaks (:mod:`node.bitswap_peer`).
+  while it lives, and reopen once if it breaks (:mod:`node.content.bitswap_peer`).
 
 Fetched blocks are named by hashing their data (:func:`cid_from_prefix`), so
 a corrupt block names a CID nobody wanted: it is dropped, logged, and its
@@ -35,7 +35,7 @@ import trio
 from libp2p.abc import IHost, INetStream
 from libp2p.peer.id import ID
 
-from node.bitswap_msg import (
+from node.content.bitswap_msg import (
     PROTOCOLS,
     BitswapError,
     BitswapMessage,
@@ -45,7 +45,7 @@ from node.bitswap_msg import (
     WantEntry,
     decode_message,
 )
-from node.bitswap_server import BitswapConfig, BitswapServer, BlockSource, close_stream
+from node.content.bitswap_server import BitswapConfig, BitswapServer, BlockSource, close_stream
 from protocol.cid import cid_to_str, normalize_cid
 from protocol.errors import ProtocolError
 

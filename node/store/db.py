@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from node.errors import ReadOnlyStoreError, SeqError, StoreError
-from node.migrations import migrate
+from node.store.migrations import migrate
 from protocol.encoding import decode_canonical, encode_canonical
 from protocol.records import Annotation, Record, Task, Vote
 

@@ -1,7 +1,7 @@
 """The node home: key, config, genesis, store and blocks in one directory.
 
     <home>/node.key      32-byte Ed25519 seed, mode 0600 (refused if group/other can read)
-    <home>/config.toml   documented settings (see node.config)
+    <home>/config.toml   documented settings (see node.core.config)
     <home>/genesis.json  the network this node belongs to
     <home>/store.db      SQLite store (WAL)
     <home>/blocks/       IPFS block store
@@ -17,9 +17,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.config import Config, load_config, render_config
+from node.core.config import Config, load_config, render_config
 from node.errors import HomeError, KeyPermissionError
-from node.store import open_store
+from node.store.db import open_store
 from protocol.errors import ProtocolError
 from protocol.genesis import Genesis, Validator, genesis_from_json
 from protocol.keys import SigningKey

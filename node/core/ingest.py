@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from node.metrics import Metrics
-from node.store import Saved, Store
+from node.core.metrics import Metrics
+from node.store.db import Saved, Store
 from protocol.errors import NotValidatorError, ProtocolError
 from protocol.genesis import Genesis
 from protocol.keys import peer_id_from_public_key

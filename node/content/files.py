@@ -1,7 +1,7 @@
 """Files in and out of the block store, as UnixFS DAGs Kubo would build.
 
 ``add_file`` streams a file (path or binary stream) through
-:class:`protocol.unixfs.FileImporter` into a :class:`~node.blockstore.BlockStore`
+:class:`protocol.unixfs.FileImporter` into a :class:`~node.content.blockstore.BlockStore`
 with bounded memory and returns the root CID string — the same CID
 ``ipfs add --cid-version=1`` prints for the same bytes. ``cat`` walks a root
 CID with any block getter (the local store, bitswap, Kubo) and yields the
@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from node.blockstore import BlockStore, MissingBlockError, to_cid_bytes
+from node.content.blockstore import BlockStore, MissingBlockError, to_cid_bytes
 from protocol.cid import cid_to_str
 from protocol.unixfs import CHUNK_SIZE, FileImporter, read_file
 

@@ -10,7 +10,7 @@ validator weight 1) and homes ``testnet/node<i>`` (p2p on BASE_PORT+10i, RPC on
 BASE_PORT+10i+1, every other node as a bootstrap peer), starts ``annot run``
 for each in its own session (log in ``node<i>/node.log``, pid in
 ``node<i>/annot.pid``), waits until every node answers RPC and sees the other
-N-1, then runs :mod:`node.demo` and leaves the nodes running. Run it again
+N-1, then runs :mod:`node.testnet.demo` and leaves the nodes running. Run it again
 and it restarts stopped nodes, reuses running ones, and runs the demo again.
 ``stop`` signals only pids from our pid files whose command line is an annot
 daemon on that home, so a recycled pid is never hit.
@@ -32,8 +32,8 @@ from pathlib import Path
 
 import trio
 
-from node.demo import add_arguments, demo_from_args, node_homes
-from node.home import init_home, new_key
+from node.testnet.demo import add_arguments, demo_from_args, node_homes
+from node.core.home import init_home, new_key
 from node.rpc.client import ClientError, RPCClient, read_home
 from protocol.genesis import Genesis, Validator
 

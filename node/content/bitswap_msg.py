@@ -69,7 +69,7 @@ _V0_PREFIX = bytes((0, DAG_PB, SHA2_256, 32))
 
 
 class BitswapError(NodeError):
-    """Root of the bitswap errors (tree in :mod:`node.bitswap`)."""
+    """Root of the bitswap errors (tree in :mod:`node.content.bitswap`)."""
 
 
 class MessageError(BitswapError):

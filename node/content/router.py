@@ -13,10 +13,10 @@ import logging
 
 import trio
 
-from node.bitswap import BitswapService
-from node.blockstore import BlockStore
+from node.content.bitswap import BitswapService
+from node.content.blockstore import BlockStore
+from node.content.kubo import KuboClient
 from node.errors import NodeError
-from node.kubo import KuboClient
 from protocol import cid as cidlib
 
 log = logging.getLogger("annot.content")

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import trio
 
-from node.config import Config
-from node.consensus_service import ConsensusService
+from node.consensus.service import ConsensusService
+from node.core.config import Config
+from node.core.home import NodeHome
+from node.core.local import Node, open_node
+from node.core.logs import setup_logging
 from node.errors import AlreadyRunningError, StoreError
-from node.home import NodeHome
-from node.logs import setup_logging
-from node.node import Node, open_node
 from protocol.records import Record
 
 log = logging.getLogger("annot.service")
@@ -48,9 +48,9 @@ def hold_lock(home: NodeHome) -> Iterator[None]:
 async def open_running_node(home: NodeHome, config: Config | None = None
                             ) -> AsyncIterator[Node]:
     """Run a node's services in a nursery for the duration of the block."""
-    from node.bitswap import BitswapService
-    from node.content import Content
-    from node.kubo import KuboClient
+    from node.content.bitswap import BitswapService
+    from node.content.kubo import KuboClient
+    from node.content.router import Content
     from node.p2p import serve_p2p
     from node.rpc.server import serve_rpc
 
@@ -78,7 +78,7 @@ async def open_running_node(home: NodeHome, config: Config | None = None
                 await nursery.start(bitswap.serve)
                 kubo = KuboClient(node.config.ipfs.api) if node.config.ipfs.api else None
                 node.content = Content(node.blocks, bitswap, kubo)
-                from node.api import NodeRPC
+                from node.rpc.adapter import NodeRPC
                 url = await nursery.start(partial(
                     serve_rpc, NodeRPC(node), node.config.rpc, home.root, node.metrics.render,
                     on_call=node.metrics.count_rpc))

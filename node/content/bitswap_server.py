@@ -8,7 +8,7 @@ was not yet sent.
 
 It also owns the one outbound stream per peer: a sender task, started in
 the service nursery when a peer first has something owed, drains that
-peer's :class:`~node.bitswap_peer.PeerOutbox`, reads the blocks from the
+peer's :class:`~node.content.bitswap_peer.PeerOutbox`, reads the blocks from the
 store in a worker thread, and writes frames on a stream *we* opened — the
 only place Kubo and Helia look for answers. A broken stream is reopened
 once; after that the peer's pending entries are dropped and logged. The
@@ -31,7 +31,7 @@ from libp2p.exceptions import BaseLibp2pError
 from libp2p.io.exceptions import IOException
 from libp2p.peer.id import ID
 
-from node.bitswap_msg import (
+from node.content.bitswap_msg import (
     MAX_BLOCK_SIZE,
     MAX_MESSAGE_SIZE,
     PROTOCOLS,
@@ -44,14 +44,14 @@ from node.bitswap_msg import (
     encode_frame,
     encode_message,
 )
-from node.bitswap_peer import PeerOutbox, pack_messages
+from node.content.bitswap_peer import PeerOutbox, pack_messages
 from node.errors import ConfigError
 from protocol.cid import normalize_cid
 from protocol.errors import ProtocolError
 
 __all__ = ["BitswapConfig", "BitswapServer", "BlockSource", "close_stream"]
 
-log = logging.getLogger("node.bitswap")
+log = logging.getLogger("node.content.bitswap")
 _READ_SIZE = 1 << 16
 # What a dead or reset stream raises, across muxers and the swarm.
 _STREAM_ERRORS: tuple[type[Exception], ...] = (BaseLibp2pError, IOException, EOFError, OSError)
@@ -59,7 +59,7 @@ _SENDER_ERRORS: tuple[type[Exception], ...] = (RuntimeError, trio.TooSlowError, 
 
 
 class BlockSource(Protocol):
-    """What bitswap needs of the block store (:class:`node.blockstore.BlockStore` fits)."""
+    """What bitswap needs of the block store (:class:`node.content.blockstore.BlockStore` fits)."""
 
     def get(self, cid: bytes) -> bytes | None: ...
     def has(self, cid: bytes) -> bool: ...

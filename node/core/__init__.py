@@ -1,0 +1,1 @@
+"""The node's own parts, usable offline: config, home (key, genesis), ingest, metrics, logs."""

@@ -1,0 +1,2 @@
+"""The embedded record store: one SQLite file in WAL mode (``db``) and its schema
+(``migrations``)."""
