@@ -349,7 +349,7 @@ def kubo_vector_bytes(size: int) -> bytes:
 
 
 def test_multichunk_file_over_bitswap_and_corrupt_block(cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    vectors = json.loads((ROOT / "tests/protocol/unixfs_vectors.json").read_text())
+    vectors = json.loads((ROOT / "tests/data/unixfs/vectors.json").read_text())
     vec = next(v for v in vectors if v["size"] == 1_048_576)  # four 256 KiB chunks + root
     assert vec["blocks"] > 1
     data = kubo_vector_bytes(vec["size"])
