@@ -12,6 +12,7 @@ from typing import Any
 
 import node
 from node.content.blockstore import BlockStoreError, BlockWriteError
+from node.content.items import DirectoryUnavailable, expand_task, walk_directory
 from node.core.local import Node
 from node.errors import NodeError, StoreError
 from node.rpc.api import (
@@ -31,7 +32,7 @@ from protocol.encoding import Limits
 from protocol.errors import ProtocolError
 from protocol.keys import peer_id_from_public_key, public_key_from_peer_id
 from protocol.ledger import build_ledger, ledger_root
-from protocol.records import Annotation, Task, decode_record
+from protocol.records import MAX_DIR_ITEMS, Annotation, Task, decode_record
 from protocol.tally import decode_tally
 
 TASK_CACHE = 64
@@ -67,7 +68,11 @@ def _annotation_json(a: StoredAnnotation) -> JSONObject:
 def task_json(task_id: bytes, requester: bytes, t: Task) -> JSONObject:
     return {
         "task": cidlib.cid_to_str(task_id), "requester": _pid(requester), "title": t.title,
-        "labels": list(t.labels), "items": [cidlib.cid_to_str(i) for i in t.items],
+        "labels": list(t.labels),
+        # a directory task's items are listed by task.items, with their paths
+        "items": [cidlib.cid_to_str(i) for i in t.items] if t.items_dir is None else [],
+        "items_dir": cidlib.cid_to_str(t.items_dir) if t.items_dir is not None else None,
+        "item_count": t.item_count or len(t.items),
         "redundancy": t.redundancy, "reward_per_item": t.reward_per_item,
         "validator_share_bps": t.validator_share_bps, "close_time": t.close_time or None,
         "allow": [_pid(a) for a in t.allow], "rule": t.rule,
@@ -94,7 +99,11 @@ class NodeRPC:
             rec = decode_record(data, self.node.genesis.network_id, verify=False)
             if not isinstance(rec.body, Task):
                 raise NotFoundError("task", task)
-            hit = (rec.author, rec.body, frozenset(rec.body.items))
+            expanded = expand_task(self.node.store, rec)
+            if expanded is None:  # a directory task not resolved (yet): no items, no cache
+                return tid, rec.author, rec.body, frozenset()
+            assert isinstance(expanded.body, Task)
+            hit = (rec.author, expanded.body, frozenset(expanded.body.items))
             self._tasks[tid] = hit
             if len(self._tasks) > TASK_CACHE:
                 self._tasks.popitem(last=False)
@@ -149,7 +158,31 @@ class NodeRPC:
         return {"cid": rec.cid_str, "kind": rec.kind, "author": rec.author_id, "seq": rec.seq,
                 "new": saved is Saved.NEW, "fork": saved is Saved.FORK}
 
+    async def _dir_item_count(self, items_dir: str, item_count: int | None) -> int:
+        """Walk a new task's items directory (its blocks must be here) before signing."""
+        async def fetch(c: bytes, timeout: float) -> bytes | None:
+            try:
+                return await self.block_get(cidlib.cid_to_str(c))
+            except NotFoundError:
+                return None
+        try:
+            files = await walk_directory(fetch, cidlib.cid_from_str(items_dir), MAX_DIR_ITEMS)
+        except (DirectoryUnavailable, ProtocolError) as exc:
+            raise InvalidParamsError("items_dir", f"{items_dir}: {exc}") from None
+        distinct = len({c for _, c in files})
+        if item_count is not None and item_count != distinct:
+            raise InvalidParamsError("item_count", f"the directory holds {distinct} distinct "
+                                     f"files, not {item_count}")
+        if not distinct:
+            raise InvalidParamsError("items_dir", f"{items_dir} holds no files")
+        return distinct
+
     async def task_create(self, spec: TaskSpec) -> JSONObject:
+        dir_items: dict[str, Any] = {}
+        if spec.items_dir is not None:
+            dir_items = {"items_dir": cidlib.cid_from_str(spec.items_dir),
+                         "item_count": await self._dir_item_count(spec.items_dir,
+                                                                  spec.item_count)}
         try:
             body = Task(
                 title=spec.title, labels=spec.labels,
@@ -159,7 +192,7 @@ class NodeRPC:
                 instructions=cidlib.cid_from_str(spec.instructions) if spec.instructions
                 else None,
                 allow=tuple(public_key_from_peer_id(a) for a in spec.allow),
-                close_time=spec.close_time or 0, rule=spec.rule,
+                close_time=spec.close_time or 0, rule=spec.rule, **dir_items,
             )
         except ProtocolError as exc:
             raise InvalidParamsError("task", str(exc)) from None
@@ -171,7 +204,7 @@ class NodeRPC:
         final = self.node.store.final_count(tid)
         out = task_json(tid, requester, t)
         out["items_final"] = final
-        out["complete"] = final == len(t.items)
+        out["complete"] = final == (t.item_count or len(t.items))
         tally = self.node.store.tally(tid)
         out["tally_root"] = tally[0].hex() if tally else None
         return out
@@ -184,10 +217,27 @@ class NodeRPC:
             assert isinstance(rec.body, Task)
             t = rec.body
             tasks.append({"task": rec.cid_str, "title": t.title, "requester": rec.author_id,
-                          "items": len(t.items),
+                          "items": t.item_count or len(t.items),
                           "items_final": self.node.store.final_count(rec.cid)})
         nxt = str(rows[-1][0]) if len(rows) == limit else None
         return {"tasks": tasks, "next_cursor": nxt}
+
+    async def task_items(self, task: str, cursor: str | None, limit: int) -> JSONObject:
+        """A task's items with their paths: a directory task's files in path order (a
+        path cursor), or an inline task's items (an index cursor, no paths)."""
+        tid, _, t, _ = self._task_entry(task)
+        state = self.node.store.task_dir(tid) if t.items_dir is not None else None
+        if t.items_dir is None:
+            start = _cursor(cursor)
+            page = [{"item": cidlib.cid_to_str(i), "path": None}
+                    for i in t.items[start:start + limit]]
+            nxt = str(start + limit) if start + limit < len(t.items) else None
+            return {"task": task, "items": page, "next_cursor": nxt, "resolved": True}
+        rows = self.node.store.task_item_page(tid, cursor or "", limit)
+        return {"task": task, "resolved": state is not None and state[0] == "resolved",
+                "error": state[2] if state else None,
+                "items": [{"item": cidlib.cid_to_str(i), "path": p} for p, i in rows],
+                "next_cursor": rows[-1][0] if len(rows) == limit else None}
 
     async def annotation_create(self, task: str, item: str, label: str) -> JSONObject:
         tid, _, t, items = self._task_entry(task)
@@ -218,7 +268,7 @@ class NodeRPC:
         if self.node.consensus is not None:
             state = self.node.consensus.item_state(tid, iid)
         return {
-            "task": task, "item": item,
+            "task": task, "item": item, "paths": self.node.store.item_paths(tid, iid),
             "annotations": [_annotation_json(a) for a in self.node.store.annotations(tid, iid)],
             "redundancy": t.redundancy, **state,
             "final": cert[0] if cert else None,

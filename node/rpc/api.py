@@ -128,6 +128,8 @@ class TaskSpec:
     allow: tuple[str, ...] = ()
     rule: str = "majority"
     instructions: str | None = None
+    items_dir: str | None = None  # a UnixFS directory CID instead of ``items``
+    item_count: int | None = None  # its distinct files (checked by the node if given)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +166,8 @@ class NodeAPI(Protocol):
     async def task_get(self, task: str) -> JSONObject: ...
 
     async def task_list(self, cursor: str | None, limit: int) -> JSONObject: ...
+
+    async def task_items(self, task: str, cursor: str | None, limit: int) -> JSONObject: ...
 
     async def annotation_create(self, task: str, item: str, label: str) -> JSONObject: ...
 

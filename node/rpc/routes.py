@@ -22,10 +22,15 @@ task.create        {title, labels: [str], items: [cid],     {task: cid, seq}
                     validator_share_bps, close_time?: unix
                     seconds, allow?: [peer id], rule?:
                     "majority"|"dawid-skene", instructions?:
-                    cid}
+                    cid, items_dir?: cid, item_count?}
+                    (items, or a UnixFS directory whose
+                    blocks the node holds: not both)
 task.get           {task: cid}                              the task's fields + {task,
                                                              requester, items_final, ...}
 task.list          {cursor?, limit?: 1..1000 = 100}         {tasks: [...], next_cursor}
+task.items         {task: cid, cursor?, limit?}             {items: [{item, path}], resolved,
+                                                             next_cursor}  (paths of a
+                                                             directory task, in path order)
 annotation.create  {task: cid, item: cid, label}            {cid, author, seq}
 annotation.list    {task?, item?, author?, cursor?,         {annotations: [{cid, author, seq,
                     limit?}  (at least one of task, item,    task, item, label}],
@@ -100,6 +105,11 @@ def _b64(data: bytes) -> str:
 
 
 async def _task_create(api: NodeAPI, p: dict[str, Any]) -> Any:
+    if bool(p["items"]) == (p["items_dir"] is not None):
+        raise InvalidParamsError("items", "give 'items' (a list of CIDs) or 'items_dir' "
+                                 "(a UnixFS directory CID), not both")
+    if p["item_count"] is not None and p["items_dir"] is None:
+        raise InvalidParamsError("item_count", "'item_count' goes with 'items_dir'")
     return await api.task_create(TaskSpec(**p))
 
 
@@ -135,7 +145,7 @@ ROUTES: dict[str, Route] = {
         (
             Param("title", string(1024)),
             Param("labels", list_of(string(256), 1024, min_len=1, unique=True)),
-            Param("items", list_of(cid, MAX_LIST, min_len=1, unique=True)),
+            _opt("items", list_of(cid, MAX_LIST, unique=True), ()),
             Param("redundancy", integer(1, 1000)),
             Param("reward_per_item", integer(0, MAX_U63)),
             Param("validator_share_bps", integer(0, 10_000)),
@@ -143,10 +153,14 @@ ROUTES: dict[str, Route] = {
             _opt("allow", list_of(peer_id, MAX_LIST, unique=True), ()),
             _opt("rule", one_of("majority", "dawid-skene"), "majority"),
             _opt("instructions", cid),
+            _opt("items_dir", cid),
+            _opt("item_count", integer(1, 10_000_000)),
         ),
     ),
     "task.get": Route(lambda api, p: api.task_get(p["task"]), (TASK,)),
     "task.list": Route(lambda api, p: api.task_list(p["cursor"], p["limit"]), (CURSOR, LIMIT)),
+    "task.items": Route(lambda api, p: api.task_items(p["task"], p["cursor"], p["limit"]),
+                        (TASK, _opt("cursor", string(4096)), LIMIT)),
     "annotation.create": Route(
         lambda api, p: api.annotation_create(p["task"], p["item"], p["label"]),
         (TASK, ITEM, Param("label", string(256))),

@@ -354,6 +354,48 @@ class Store:
         return [(bytes(t), bytes(r), bytes(d)) for t, r, d in self._db.execute(
             "SELECT task, root, data FROM tallies ORDER BY task")]
 
+    # ------------------------------------------------------------ directory items
+    def save_task_items(self, task: bytes, rows: Iterable[tuple[str, bytes]],
+                        items: int) -> None:
+        """A directory task's files as (path, item CID), and its distinct item count, in
+        one transaction: the task is resolved for good."""
+        with self._tx() as db:
+            db.execute("DELETE FROM task_items WHERE task=?", (task,))
+            db.executemany("INSERT INTO task_items(task, path, item) VALUES (?,?,?)",
+                           ((task, p, i) for p, i in rows))
+            db.execute("INSERT OR REPLACE INTO task_dirs(task, status, items, error)"
+                       " VALUES (?, 'resolved', ?, NULL)", (task, items))
+
+    def save_task_dir_invalid(self, task: bytes, error: str) -> None:
+        """A directory task whose directory can never give its items (malformed, or
+        not the item count its record says): every node finds the same."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO task_dirs(task, status, items, error)"
+                       " VALUES (?, 'invalid', 0, ?)", (task, error))
+
+    def task_dir(self, task: bytes) -> tuple[str, int, str | None] | None:
+        """(status 'resolved'|'invalid', distinct items, error) of a directory task."""
+        row = self._db.execute("SELECT status, items, error FROM task_dirs WHERE task=?",
+                               (task,)).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]), row[2])
+
+    def task_item_cids(self, task: bytes) -> list[bytes]:
+        """A resolved directory task's distinct items, in the order of their first path."""
+        return [bytes(i) for (i,) in self._db.execute(
+            "SELECT item FROM task_items WHERE task=? GROUP BY item ORDER BY min(path)",
+            (task,))]
+
+    def task_item_page(self, task: bytes, after: str, limit: int) -> list[tuple[str, bytes]]:
+        """(path, item) of a directory task's files after path ``after``, in path order."""
+        return [(str(p), bytes(i)) for p, i in self._db.execute(
+            "SELECT path, item FROM task_items WHERE task=? AND path>? ORDER BY path LIMIT ?",
+            (task, after, limit))]
+
+    def item_paths(self, task: bytes, item: bytes) -> list[str]:
+        """Every path at which ``item`` appears in its task's directory (sorted)."""
+        return [str(p) for (p,) in self._db.execute(
+            "SELECT path FROM task_items WHERE task=? AND item=? ORDER BY path", (task, item))]
+
     # ------------------------------------------------------------ maintenance
     def integrity_check(self) -> list[str]:
         """SQLite's own page-level check; an empty list means the file is sound."""

@@ -44,6 +44,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE TABLE tallies (task BLOB PRIMARY KEY, root BLOB NOT NULL, data BLOB NOT NULL);
     """,
+    # 1 -> 2: tasks whose items are a UnixFS directory, resolved (or found invalid) once
+    """
+    CREATE TABLE task_dirs (
+        task BLOB PRIMARY KEY, status TEXT NOT NULL, items INTEGER NOT NULL, error TEXT
+    );
+    CREATE TABLE task_items (
+        task BLOB NOT NULL, path TEXT NOT NULL, item BLOB NOT NULL, PRIMARY KEY (task, path)
+    );
+    CREATE INDEX task_items_item ON task_items(task, item);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -82,6 +82,11 @@ class FakeNodeAPI:
         return {"task": TASK, "title": "cats", "labels": ["cat", "dog"], "item_count": 1,
                 "items_final": 0, "requester": PEER}
 
+    async def task_items(self, task: str, cursor: str | None, limit: int) -> dict[str, Any]:
+        self._log("task_items", task, cursor, limit)
+        return {"task": task, "resolved": True, "next_cursor": None,
+                "items": [{"item": ITEM, "path": "photos/cat.png"}]}
+
     async def task_list(self, cursor: str | None, limit: int) -> dict[str, Any]:
         self._log("task_list", cursor, limit)
         return {"tasks": [{"task": TASK, "title": "cats", "item_count": 1, "items_final": 0,

@@ -70,6 +70,11 @@ GOOD: list[tuple[str, Any, str, tuple[Any, ...], dict[str, Any]]] = [
                      "rule": "dawid-skene", "instructions": ITEM}, "task_create",
      (TaskSpec("cats", ("cat", "dog"), (ITEM,), 3, 100, 1000, 1_700_000_000, (PEER,),
                "dawid-skene", ITEM),), {}),
+    ("task.create", {**TASK_PARAMS, "items": [], "items_dir": TASK, "item_count": 7},
+     "task_create", (TaskSpec("cats", ("cat", "dog"), (), 3, 100, 1000, items_dir=TASK,
+                              item_count=7),), {}),
+    ("task.items", {"task": TASK, "cursor": "photos/a.png", "limit": 2}, "task_items",
+     (TASK, "photos/a.png", 2), {"resolved": True}),
     ("task.get", {"task": TASK}, "task_get", (TASK,), {"task": TASK}),
     ("task.get", [TASK], "task_get", (TASK,), {"task": TASK}),  # positional
     ("task.list", {}, "task_list", (None, 100), {"next_cursor": "c2"}),
@@ -142,6 +147,14 @@ BAD: list[tuple[str, Any, str]] = [
      "param 'rule': expected 'majority' or 'dawid-skene', got 'vote'"),
     ("task.create", {**TASK_PARAMS, "title": ""},
      "param 'title': expected string of 1..1024 characters, got 0"),
+    ("task.create", {**TASK_PARAMS, "items_dir": TASK},
+     "param 'items': give 'items' (a list of CIDs) or 'items_dir' (a UnixFS directory CID), "
+     "not both"),
+    ("task.create", {**TASK_PARAMS, "items": []},
+     "param 'items': give 'items' (a list of CIDs) or 'items_dir' (a UnixFS directory CID), "
+     "not both"),
+    ("task.create", {**TASK_PARAMS, "item_count": 3},
+     "param 'item_count': 'item_count' goes with 'items_dir'"),
     ("annotation.list", {"limit": 5},
      "param 'task': at least one of 'task', 'item', 'author' is required"),
     ("block.put", {"data": B64, "codec": "dag-cbor"},
