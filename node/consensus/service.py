@@ -128,6 +128,10 @@ class ConsensusService:
         for r in records:
             body = r.body
             if isinstance(body, Task):
+                if body.items_dir is not None and not body.items:
+                    # a directory task comes again with its items listed once they are
+                    # resolved (node.content.items); until then it has no items to act on
+                    continue
                 tasks.append((r.cid, body))
                 self.proposer.add_task(r.cid, r.author, body)
             elif isinstance(body, Annotation):
