@@ -1,9 +1,16 @@
-"""Files through the RPC, for ``annot add``, ``annot cat`` and ``task create --items-dir``.
+"""Files through the RPC, for ``annot add [-r]``, ``annot cat`` and ``task create``.
 
 Files are chunked locally into the UnixFS DAG Kubo builds with raw leaves
 (:class:`protocol.unixfs.FileImporter`), and each block is sent with
 ``block.put``; the node's returned CID must match the local one. ``cat`` walks
 the DAG with ``block.get``, verifying every block against its CID.
+
+A folder (``add -r``, ``task create --items-dir``) becomes a UnixFS directory,
+recursive, with every name kept (:class:`protocol.unixfs_dir.DirectoryBuilder`:
+HAMT-sharded when large, as Kubo and Helia shard), so its root CID is the one
+``ipfs add -r --cid-version=1`` gives. A CSV (``task create --items-csv``) becomes a
+directory too: one small file per row, named by row number. Blocks travel in
+JSON-RPC batches; progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -15,9 +22,12 @@ from typing import BinaryIO
 
 import trio
 
+from node.cli.tree import AddedTree, import_csv, import_tree
 from node.rpc.client import RPCClient, read_home
 from protocol.cid import DAG_PB, cid_from_str, cid_to_str, decode_cid
 from protocol.unixfs import CHUNK_SIZE, FileImporter, read_file
+
+__all__ = ["AddedTree", "add_csv", "add_files", "add_tree", "cat_file"]
 
 READ_SIZE = 4 * CHUNK_SIZE
 
@@ -53,6 +63,26 @@ def add_files(home: Path, paths: list[Path]) -> list[tuple[Path, str]]:
     async def run() -> list[tuple[Path, str]]:
         async with RPCClient(*read_home(home)) as client:
             return [(p, await _add_one(client, p)) for p in paths]
+
+    return trio.run(run)
+
+
+def add_tree(home: Path, folder: Path, progress: bool = True) -> AddedTree:
+    """Add a folder, recursively, as a UnixFS directory; return what was added."""
+
+    async def run() -> AddedTree:
+        async with RPCClient(*read_home(home)) as client:
+            return await import_tree(client, folder, progress)
+
+    return trio.run(run)
+
+
+def add_csv(home: Path, path: Path, column: str | None, progress: bool = True) -> AddedTree:
+    """Add one item per CSV row (the column's text, or the row as JSON) as a directory."""
+
+    async def run() -> AddedTree:
+        async with RPCClient(*read_home(home)) as client:
+            return await import_csv(client, path, column, progress)
 
     return trio.run(run)
 

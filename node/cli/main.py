@@ -132,13 +132,28 @@ def peers(home: Path, as_json: bool) -> None:
 @cli.command()
 @home_option
 @json_option
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False,
+@click.option("-r", "--recursive", is_flag=True,
+              help="Add folders, recursively, as UnixFS directories (as `ipfs add -r`).")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True,
                                                                    path_type=Path))
-def add(home: Path, as_json: bool, files: tuple[Path, ...]) -> None:
-    """Add files to the node as UnixFS blocks (the CIDs Kubo gives with raw leaves)."""
-    from node.cli.files import add_files
+def add(home: Path, as_json: bool, recursive: bool, files: tuple[Path, ...]) -> None:
+    """Add files (and with -r, folders) to the node as UnixFS blocks: the CIDs Kubo
+    gives with raw leaves and CIDv1."""
+    from node.cli.files import add_files, add_tree
 
-    added = add_files(_home(home), list(files))
+    folders = [f for f in files if f.is_dir()]
+    if folders and not recursive:
+        raise click.UsageError(f"{folders[0]} is a folder: add it with -r")
+    for folder in folders:
+        tree = add_tree(_home(home), folder, progress=not as_json)
+        if as_json:
+            print_json({"folder": str(folder), "cid": tree.root, "items": tree.items,
+                        "files": [{"path": p, "cid": c} for p, c in tree.files]})
+            continue
+        for path, cid in tree.files:
+            click.echo(f"added {cid} {folder.name}/{path}")
+        click.echo(f"added {tree.root} {folder.name}")
+    added = add_files(_home(home), [f for f in files if not f.is_dir()])
     rows = [{"file": str(f), "cid": c, "size": f.stat().st_size} for f, c in added]
     if as_json:
         print_json(rows)
@@ -196,7 +211,12 @@ def task() -> None:
 @click.option("--label", "labels", multiple=True, required=True, help="A class (repeat).")
 @click.option("--item", "items", multiple=True, help="An item CID (repeat).")
 @click.option("--items-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Add every file in DIR and use their CIDs as items.")
+              help="Add DIR recursively as a UnixFS directory: each file is an item, "
+                   "named by its path.")
+@click.option("--items-csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Each row of this CSV becomes an item (a small file named by row "
+                   "number): the --column text, or the whole row as JSON.")
+@click.option("--column", help="With --items-csv: the column whose text is the item.")
 @click.option("--redundancy", type=click.IntRange(1), default=3, show_default=True,
               help="Annotations wanted per item.")
 @click.option("--reward", type=click.IntRange(0), default=0, show_default=True,
@@ -209,22 +229,33 @@ def task() -> None:
 @click.option("--allow", multiple=True, help="Only these annotator peer ids (repeat).")
 @click.option("--instructions", help="CID of the instructions document.")
 def task_create(home: Path, as_json: bool, title: str, labels: tuple[str, ...],
-                items: tuple[str, ...], items_dir: Path | None, redundancy: int, reward: int,
+                items: tuple[str, ...], items_dir: Path | None, items_csv: Path | None,
+                column: str | None, redundancy: int, reward: int,
                 validator_share: int, close_time: int | None, rule: str,
                 allow: tuple[str, ...], instructions: str | None) -> None:
     """Publish a task signed by the node's key."""
-    item_cids = list(items)
-    if items_dir is not None:
-        from node.cli.files import add_files
-
-        paths = sorted(p for p in items_dir.iterdir() if p.is_file())
-        item_cids += [c for _, c in add_files(_home(home), paths)]
-    if not item_cids:
-        raise click.UsageError("give --item CID (repeatable) or --items-dir DIR")
+    if sum((bool(items), items_dir is not None, items_csv is not None)) != 1:
+        raise click.UsageError("give one of --item CID (repeatable), --items-dir DIR or "
+                               "--items-csv FILE")
+    if column is not None and items_csv is None:
+        raise click.UsageError("--column goes with --items-csv")
     params: dict[str, Any] = {
-        "title": title, "labels": list(labels), "items": item_cids, "redundancy": redundancy,
-        "reward_per_item": reward, "validator_share_bps": validator_share, "rule": rule,
+        "title": title, "labels": list(labels), "items": list(items),
+        "redundancy": redundancy, "reward_per_item": reward,
+        "validator_share_bps": validator_share, "rule": rule,
     }
+    if items_dir is not None or items_csv is not None:
+        from node.cli.files import add_csv, add_tree
+        from node.cli.tree import TreeError
+
+        try:
+            tree = (add_tree(_home(home), items_dir, progress=not as_json) if items_dir
+                    else add_csv(_home(home), items_csv, column, progress=not as_json)
+                    if items_csv else None)
+        except TreeError as exc:
+            raise click.UsageError(str(exc)) from None
+        assert tree is not None
+        params.update(items=[], items_dir=tree.root, item_count=tree.items)
     if close_time is not None:
         params["close_time"] = close_time
     if allow:

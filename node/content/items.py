@@ -27,7 +27,7 @@ import trio
 
 from node.store.db import Store
 from protocol.errors import ProtocolError
-from protocol.records import MAX_DIR_ITEMS, Record, Task
+from protocol.records import MAX_DIR_ITEMS, Record, Task, decode_record
 from protocol.unixfs_dir import DirectoryWalk
 
 log = logging.getLogger("annot.items")
@@ -125,6 +125,14 @@ class ItemResolver:
             ready.append(r)
         if ready:
             self.forward(ready)
+
+    def restore(self, network_id: bytes) -> None:
+        """At start, after consensus restored: hand on every stored directory task (with
+        its items when resolved before the restart), or queue it for resolving."""
+        stored = (decode_record(d, network_id, verify=False)
+                  for d in self.store.records_of_kind("task"))
+        self.records_nowait([r for r in stored
+                             if isinstance(r.body, Task) and r.body.items_dir is not None])
 
     async def serve(self) -> None:
         """Resolve queued directory tasks one at a time, retrying unavailable blocks."""

@@ -96,9 +96,10 @@ async def test_resolver_holds_expands_and_forwards(tmp_path: Path) -> None:
     assert [p for p, _ in page] == sorted(files)[:5]
     assert store.task_item_page(record.cid, page[-1][0], 1000)[-1][0] == max(files)
     # a restart: the same record from the store expands at once, and is forwarded expanded
+    store.save_records([record, plain])
     again: list[Record] = []
-    ItemResolver(store, fetcher({}), again.extend).records_nowait([record])
-    assert again == [expanded]
+    ItemResolver(store, fetcher({}), again.extend).restore(NET)
+    assert again == [expanded]  # only the directory task: plain ones consensus restores
     store.close()
 
 
