@@ -68,10 +68,24 @@ def _home(home: Path) -> Path:
     return home.expanduser()
 
 
-def _rpc(home: Path, method: str, **params: Any) -> Any:
+def _gateway_url() -> str | None:
+    """``--api URL`` / ``ANNOT_API``: talk to any node's public gateway, without a token."""
+    return os.environ.get("ANNOT_API") or None
+
+
+def _client(home: Path) -> Any:
+    """The node's admin RPC (token from the home), or the public gateway with --api."""
+    if url := _gateway_url():
+        from node.gateway.client import GatewayClient
+
+        return GatewayClient(url)
     from node.rpc.client import SyncRPCClient
 
-    return SyncRPCClient.from_home(_home(home)).call(method, **params)
+    return SyncRPCClient.from_home(_home(home))
+
+
+def _rpc(home: Path, method: str, **params: Any) -> Any:
+    return _client(home).call(method, **params)
 
 
 def _offline(name: str) -> Any:
@@ -91,7 +105,10 @@ def _show(result: Any, as_json: bool, human: Callable[[Any], None]) -> None:
 @click.option("--home", "group_home", type=click.Path(file_okay=False), default=None,
               help="Node home for every command (same as ANNOT_HOME; a command's own "
                    "--home wins).")
-def cli(group_home: str | None) -> None:
+@click.option("--api", "api_url", envvar="ANNOT_API", default=None, metavar="URL",
+              help="A node's public gateway (http://host:port; env ANNOT_API): read "
+                   "commands and `label --key` go there, without the admin token.")
+def cli(group_home: str | None, api_url: str | None) -> None:
     """annot — a peer-to-peer data-labeling node.
 
     Start a node with `annot init` and `annot run`; the other commands talk
@@ -100,6 +117,8 @@ def cli(group_home: str | None) -> None:
     if group_home is not None:
         # subcommands read --home's default from ANNOT_HOME when they are parsed
         os.environ["ANNOT_HOME"] = group_home
+    if api_url:
+        os.environ["ANNOT_API"] = api_url
 
 
 # --- node -----------------------------------------------------------------
@@ -170,7 +189,11 @@ def cat(home: Path, raw: bool, cid: str) -> None:
     from node.cli.files import cat_file
 
     out = sys.stdout.buffer
-    if raw:
+    if (url := _gateway_url()) and not raw:
+        from node.gateway.client import GatewayClient
+
+        out.write(GatewayClient(url).content(cid))
+    elif raw:
         out.write(base64.b64decode(_rpc(home, "block.get", cid=cid)["data"]))
     else:
         cat_file(_home(home), cid, out)
@@ -317,9 +340,7 @@ def label(home: Path, as_json: bool, key_path: Path | None, task_cid: str, item:
     if key_path is None:
         result = _rpc(home, "annotation.create", task=task_cid, item=item, label=label)
     else:
-        from node.rpc.client import SyncRPCClient
-
-        client = SyncRPCClient.from_home(_home(home))
+        client = _client(home)
         author = _offline("node.core.home").load_key(key_path).peer_id
         network_id = client.call("node.status")["network_id"]
         seq = client.call("account.get", author=author)["next_seq"]

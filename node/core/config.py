@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from node.errors import ConfigError
+from node.gateway.config import GatewayConfig
 from node.rpc.config import RPCConfig
 
 
@@ -102,6 +103,7 @@ class Config:
     gossip: GossipConfig = field(default_factory=GossipConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     rpc: RPCConfig = field(default_factory=RPCConfig)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
     ipfs: IPFSConfig = field(default_factory=IPFSConfig)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -121,6 +123,7 @@ class Config:
                           reconnect_max_s=2.0),
             sync=SyncConfig(interval_s=1.0),
             rpc=replace(RPCConfig(), port=0),
+            gateway=GatewayConfig.for_tests(),
             consensus=ConsensusConfig(vote_batch_delay_ms=20, tally_settle_s=0.5),
             log=LogConfig(level="info", format="text"),
         )
@@ -177,10 +180,15 @@ def load_config(path: Path) -> Config:
 
 
 def render_config(p2p_port: int = 4001, rpc_port: int = 4701,
-                  bootstrap: tuple[str, ...] = (), host: str = "127.0.0.1") -> str:
-    """The documented ``config.toml`` written by ``annot init``."""
+                  bootstrap: tuple[str, ...] = (), host: str = "127.0.0.1",
+                  gateway_port: int | None = None) -> str:
+    """The documented ``config.toml`` written by ``annot init`` (the gateway's port is
+    the RPC port + 1 unless given; 0 stays 0)."""
     boot = ", ".join(f'"{b}"' for b in bootstrap)
-    return DEFAULT_TOML.format(host=host, p2p_port=p2p_port, rpc_port=rpc_port, bootstrap=boot)
+    if gateway_port is None:
+        gateway_port = rpc_port + 1 if rpc_port else 0
+    return DEFAULT_TOML.format(host=host, p2p_port=p2p_port, rpc_port=rpc_port, bootstrap=boot,
+                               gateway_port=gateway_port)
 
 
 DEFAULT_TOML = """\
@@ -219,6 +227,22 @@ port = {rpc_port}
 allow_remote = false
 # larger request bodies get HTTP 413; the default fits a 1 MiB block in base64
 max_request_bytes = 2097152
+
+[gateway]
+# the public web app and read-only JSON on http://host:port/ (no token; nothing admin)
+enabled = true
+host = "127.0.0.1"
+port = {gateway_port}
+# extra Host names browsers may use; loopback and IP addresses always work (DNS rebinding guard)
+hostnames = []
+# POST bodies over this get HTTP 413 (one signed record)
+max_body_bytes = 262144
+# requests per second per client IP, the burst allowed, and how many IPs are remembered
+rate_per_s = 50.0
+burst = 200
+max_clients = 4096
+# how long a public JSON answer is reused
+cache_ms = 500
 
 [ipfs]
 # Kubo RPC API multiaddr to push, pin and fetch blocks, e.g. "/ip4/127.0.0.1/tcp/5001"

@@ -19,10 +19,19 @@ DNS name to this gateway and read it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 URL_FILE = "gateway.url"  # in the node home, written by a running daemon
 MIN_BODY_BYTES = 1024
 MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+def read_gateway_url(home: Path) -> str | None:
+    """The URL a running daemon's gateway listens on (from ``<home>/gateway.url``)."""
+    try:
+        return (home / URL_FILE).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _int(name: str, value: object, lo: int, hi: int) -> None:

@@ -34,6 +34,7 @@ import trio
 
 from node.testnet.demo import add_arguments, demo_from_args, node_homes
 from node.core.home import init_home, new_key
+from node.gateway.config import read_gateway_url
 from node.rpc.client import ClientError, RPCClient, read_home
 from protocol.genesis import Genesis, Validator
 
@@ -85,7 +86,7 @@ def check_ports(ports: list[int]) -> None:
 def generate(root: Path, n: int, base_port: int) -> list[NodeSpec]:
     """Keys, genesis and N homes that bootstrap from each other."""
     ports = [(base_port + 10 * i, base_port + 10 * i + 1) for i in range(n)]
-    check_ports([p for pair in ports for p in pair])
+    check_ports([p for p2p, rpc in ports for p in (p2p, rpc, rpc + 1)])  # gateway: rpc + 1
     keys = [new_key() for _ in range(n)]
     genesis = Genesis(name="annot-testnet", genesis_time=int(time.time()),
                       validators=tuple(Validator(k.peer_id, 1) for k in keys))
@@ -274,7 +275,7 @@ def up(root: Path, n: int, base_port: int) -> None:
     """Generate (first time), start what is not running and wait until all are ready."""
     specs = load_meta(root)
     if specs is None:
-        last = base_port + 10 * (n - 1) + 1
+        last = base_port + 10 * (n - 1) + 2
         print(f"generating a {n}-node testnet in {root} (ports {base_port}..{last})")
         specs = generate(root, n, base_port)
     elif len(specs) != n:
@@ -285,12 +286,12 @@ def up(root: Path, n: int, base_port: int) -> None:
     if not stopped:
         print(f"testnet of {n} nodes in {root} already running")
     else:
-        check_ports([p for _, s in stopped for p in (s.p2p_port, s.rpc_port)])
+        check_ports([p for _, s in stopped for p in (s.p2p_port, s.rpc_port, s.rpc_port + 1)])
     started = {}
     for home, spec in stopped:
         started[home] = start(home)
         print(f"started {home.name} (pid {started[home].pid}, p2p {spec.p2p_port}, "
-              f"rpc {spec.rpc_port}) {spec.peer_id}")
+              f"rpc {spec.rpc_port}, gateway {spec.rpc_port + 1}) {spec.peer_id}")
     try:
         trio.run(wait_ready, homes, started, READY_TIMEOUT_S)
     except BaseException:
@@ -298,6 +299,8 @@ def up(root: Path, n: int, base_port: int) -> None:
         stop(root)
         raise
     print(f"all {n} nodes up, each connected to the other {n - 1}")
+    if url := read_gateway_url(homes[0]):
+        print(f"workbench (node0's gateway): {url}/  requester: {url}/requester")
 
 
 def clean(root: Path) -> None:

@@ -1,7 +1,7 @@
 // The annotator's page: a key of one's own, a work queue, labels signed here.
 import { fromHex } from "./bytes.js";
 import { annotationBody, signRecord } from "./records.js";
-import { $, ApiError, el, getJSON, pct, poll, postRecord, replace, short } from "./ui.js";
+import { $, ApiError, el, getJSON, pct, postRecord, replace, short } from "./ui.js";
 import * as wallet from "./wallet.js";
 
 const state = { key: null, networkId: null, task: null, current: null, skipped: [], busy: false };
@@ -22,14 +22,7 @@ function showKey() {
     : "Your Ed25519 key is made and kept in this browser; it never leaves it.";
 }
 
-async function syncSeq() {
-  if (!state.key) return;
-  const acct = await getJSON(`/api/v1/accounts/${state.key.peerId}`);
-  wallet.raiseSeq(state.key.peerId, acct.highest_seq);
-}
-
-async function loadTasks() {
-  const { tasks } = await getJSON("/api/v1/tasks?limit=500");
+async function loadTasks(tasks) {
   const sel = $("task");
   replace(sel, el("option", { value: "", text: tasks.length ? "pick a task…" : "no tasks yet" }),
     tasks.map((t) => el("option", { value: t.task, text: `${t.title} (${t.items_final}/${t.items} final)` })));
@@ -42,6 +35,7 @@ async function pickTask(tid) {
   replace($("labels")); replace($("instructions"));
   if (!tid) return;
   $("task").blur(); // keys 1-9 label from here on, instead of changing the task
+  const upNext = state.key ? fetchNext(tid) : null; // in parallel with the task
   const t = await getJSON(`/api/v1/tasks/${tid}`);
   state.task = t;
   $("task-info").textContent = `${t.items.length} items, ${t.redundancy} labels each, rule ${t.rule}, reward ${t.reward_per_item} per item`;
@@ -56,7 +50,7 @@ async function pickTask(tid) {
     type: "button", class: "label", "data-label": label, disabled: true,
     onclick: () => submitLabel(label),
   }, el("kbd", { text: i < 9 ? String(i + 1) : "" }), ` ${label}`)));
-  await nextItem();
+  await nextItem(upNext);
 }
 
 function render(item, type) {
@@ -74,11 +68,15 @@ function render(item, type) {
   return el("a", { href: src, download: item, text: `download ${short(item)} (${t || "unknown type"})` });
 }
 
-async function nextItem() {
-  if (!state.task || !state.key) return;
+function fetchNext(tid) {
   const q = new URLSearchParams({ author: state.key.peerId });
   if (state.skipped.length) q.set("skip", state.skipped.slice(-64).join(","));
-  const next = await getJSON(`/api/v1/tasks/${state.task.task}/next?${q}`);
+  return getJSON(`/api/v1/tasks/${tid}/next?${q}`);
+}
+
+async function nextItem(pending = null) {
+  if (!state.task || !state.key) return;
+  const next = await (pending ?? fetchNext(state.task.task));
   state.current = next.item;
   const buttons = document.querySelectorAll("#labels button");
   buttons.forEach((b) => { b.disabled = !next.item; });
@@ -127,6 +125,7 @@ async function skip() {
 async function refreshMyWork() {
   if (!state.key) return;
   const a = await getJSON(`/api/v1/accounts/${state.key.peerId}`);
+  wallet.raiseSeq(state.key.peerId, a.highest_seq); // never below what the network holds
   $("mw-labels").textContent = a.labels_given;
   $("mw-final").textContent = a.items_final;
   $("mw-agreement").textContent = a.items_final ? pct(Math.floor(a.agreed * 10000 / a.items_final)) : "–";
@@ -138,7 +137,6 @@ async function refreshMyWork() {
 async function useKey(key) {
   state.key = key;
   showKey();
-  await syncSeq();
   await refreshMyWork();
   if (state.task) await nextItem();
 }
@@ -182,13 +180,14 @@ function wire() {
 
 async function main() {
   wire();
-  const net = await getJSON("/api/v1/network");
+  const [net, key, { tasks }] = await Promise.all([
+    getJSON("/api/v1/network"), wallet.savedKey(), getJSON("/api/v1/tasks?limit=500")]);
   state.networkId = fromHex(net.network_id);
   $("network").textContent = `${net.network} · node ${short(net.node_peer_id)}`;
-  const key = await wallet.savedKey();
-  if (key) await useKey(key);
-  await loadTasks();
-  poll(refreshMyWork, 3000);
+  state.key = key;
+  showKey();
+  await Promise.all([loadTasks(tasks), key ? refreshMyWork() : null]);
+  setInterval(() => refreshMyWork().catch((e) => console.warn(e)), 3000);
 }
 
 main().catch((e) => say(`cannot start: ${e.message}`, "error"));
