@@ -25,10 +25,10 @@ import trio
 from harness import Cluster
 from libp2p.peer.id import ID
 
-from node.config import Config
+from node.core.config import Config
 from node.p2p import P2PNode, serve_p2p
 from node.p2p.frames import SYNC_PROTOCOL, encode_batch
-from node.store import open_store
+from node.store.db import open_store
 from protocol import cid as cidlib
 from protocol.genesis import Genesis
 from protocol.keys import SigningKey
@@ -38,6 +38,10 @@ from .common import HTTPRPC, make_workload, rejected_counts
 from .summary import add, note, scale
 
 HONEST_ITEMS = scale(60, 150)  # x3 annotations per workload
+MIN_SYBILS = scale(3, 8)  # flooding identities, one after another; more while the honest
+MAX_SYBILS = 24  # measurement runs, so that every moment of it is under a flood
+MIN_RATIO = 0.3  # claim: floods cost honest traffic at most 70% of its rate (measured
+# 0.56: 169 vs 300 rec/s, with the machine at load 10 on 2 cores)
 
 
 @asynccontextmanager
@@ -57,8 +61,10 @@ async def open_attacker(tmp: Path, key: SigningKey, genesis: Genesis) -> AsyncIt
         store.close()
 
 
-def honest_rate(c: Cluster, seq: int, tag: bytes, timeout: float = 120.0) -> float:
-    """Records/s from node 1's RPC until node 0 holds them all (gossip + sync)."""
+def honest_rate(c: Cluster, seq: int, tag: bytes, timeout: float = 120.0,
+                window: list[tuple[float, float]] | None = None) -> float:
+    """Records/s from node 1's RPC until node 0 holds them all (gossip + sync); the
+    (start, end) monotonic times are appended to ``window``."""
     w = make_workload(c.genesis.network_id, seq, HONEST_ITEMS, tag=tag)
     datas = [w.task.data] + [r.data for r in w.annotations]
     rpc0, rpc1 = HTTPRPC.from_home(c.home(0)), HTTPRPC.from_home(c.home(1))
@@ -72,7 +78,10 @@ def honest_rate(c: Cluster, seq: int, tag: bytes, timeout: float = 120.0) -> flo
         while rpc0.call("node.status")["record_count"] < before + len(datas):
             assert time.monotonic() < deadline, "honest records did not reach node 0"
             time.sleep(0.05)
-        return len(datas) / (time.monotonic() - t0)
+        t1 = time.monotonic()
+        if window is not None:
+            window.append((t0, t1))
+        return len(datas) / (t1 - t0)
     finally:
         rpc0.close()
         rpc1.close()
@@ -84,9 +93,10 @@ def forged(rec: Record) -> bytes:
 
 
 async def flood(attacker: P2PNode, victims: list[str], payloads: list[bytes],
-                limit_s: float) -> int:
-    """Publish bad payloads until every victim dropped us (or time/limit runs out)."""
-    sent = 0
+                limit_s: float, window: list[tuple[float, float]]) -> int:
+    """Publish bad payloads until every victim dropped us (or time/limit runs out);
+    the flood's (start, end) monotonic times are appended to ``window``."""
+    sent, t0 = 0, time.monotonic()
     with trio.move_on_after(limit_s):
         for p in payloads:
             if not any(v in attacker.peers() for v in victims):
@@ -94,6 +104,7 @@ async def flood(attacker: P2PNode, victims: list[str], payloads: list[bytes],
             await attacker.gossip.publish_payload(p)
             sent += 1
             await trio.sleep(0.01)
+    window.append((t0, time.monotonic()))
     return sent
 
 
@@ -124,18 +135,20 @@ async def test_adversarial_peers(cluster_factory: Any, tmp_path: Path) -> None:
 
     other = Genesis("other-network", c.genesis.validators)
     old = make_workload(net, 1, HONEST_ITEMS, tag=b"base")
-    sybils = [SigningKey(bytes([0xA0 + i]) * 32) for i in range(scale(3, 8))]
+    sybils = [SigningKey(bytes([0xA0 + i]) * 32) for i in range(MAX_SYBILS)]
     forker = SigningKey(b"\xF0" * 32)
     sent = 0
     flood_peers: list[str] = []
     results: dict[str, Any] = {}
+    honest_window: list[tuple[float, float]] = []
+    floods: list[tuple[float, float]] = []
+    measured = trio.Event()
     with trio.fail_after(scale(150, 400)):
         async with trio.open_nursery() as nursery:
             async def measure() -> None:
                 results["attack_rate"] = await trio.to_thread.run_sync(
-                    honest_rate, c, 2, b"attack")
-
-            nursery.start_soon(measure)
+                    partial(honest_rate, c, 2, b"attack", window=honest_window))
+                measured.set()
             # half-open and oversized sync streams from a peer that stays within the rules
             async with open_attacker(tmp_path, SigningKey(b"\xE0" * 32), c.genesis) as slow:
                 for addr in (c.addr(0), c.addr(1)):
@@ -157,12 +170,17 @@ async def test_adversarial_peers(cluster_factory: Any, tmp_path: Path) -> None:
                         await f.gossip.publish_payload(encode_batch([rec.data]))
                         sent += 1
                     await trio.sleep(1.0)
-                # floods, one identity after another
+                # floods, one identity after another, the honest measurement from the
+                # first flood on, until both are done
                 for i, k in enumerate(sybils):
+                    if i >= MIN_SYBILS and measured.is_set():
+                        break
                     async with open_attacker(tmp_path, k, c.genesis) as a:
                         for addr in (c.addr(0), c.addr(1)):
                             await a.connect(addr)
                         await trio.sleep(0.5)
+                        if i == 0:
+                            nursery.start_soon(measure)
                         good = sign_record(net, k, 1, Annotation(old.task.cid, old.items[0],
                                                                  "cat"))
                         wrong = sign_record(other.network_id, k, 1,
@@ -170,7 +188,7 @@ async def test_adversarial_peers(cluster_factory: Any, tmp_path: Path) -> None:
                         payloads = [encode_batch([good.data, forged(good)]),
                                     encode_batch([wrong.data]), b"\x92garbage",
                                     encode_batch([b"\x81\xa1k\xa4vote"])] * 30
-                        sent += await flood(a, victims, payloads[i % 4:], 20.0)
+                        sent += await flood(a, victims, payloads[i % 4:], 20.0, floods)
                         flood_peers.append(a.peer_id)
                         with trio.move_on_after(5):  # the ban's disconnect is asynchronous
                             while any(v in a.peers() for v in victims):
@@ -182,6 +200,8 @@ async def test_adversarial_peers(cluster_factory: Any, tmp_path: Path) -> None:
                         await s.reset()
     attack_rate = results["attack_rate"]
     ratio = attack_rate / baseline
+    [(h0, h1)] = honest_window
+    flooded = sum(max(0.0, min(h1, e) - max(h0, s)) for s, e in floods)
     rpc0, rpc1 = HTTPRPC.from_home(c.home(0)), HTTPRPC.from_home(c.home(1))
     try:
         rejected = rejected_counts(rpc0.metrics())
@@ -197,7 +217,10 @@ async def test_adversarial_peers(cluster_factory: Any, tmp_path: Path) -> None:
     add(adversarial_messages=sent)
     note(attack_throughput_ratio=f"{ratio:.2f} ({attack_rate:.0f} vs {baseline:.0f} records/s;"
                                  f" after: {honest_after:.0f})")
-    print(f"adversary: {sent} attack messages from {len(sybils) + 2} identities; honest "
+    print(f"honest measurement {h1 - h0:.2f} s, from {h0 - floods[0][0]:.2f} s after the first "
+          f"flood began to {floods[-1][1] - h1:.2f} s before the last ended; {len(floods)} "
+          f"floods, flooding during {flooded:.2f} s of it ({flooded / (h1 - h0):.0%})")
+    print(f"adversary: {sent} attack messages from {len(flood_peers) + 2} identities; honest "
           f"throughput {baseline:.0f} rec/s without, {attack_rate:.0f} during "
           f"(ratio {ratio:.2f}), {honest_after:.0f} after; rejected {rejected} / {rejected1};"
           f" still connected {results.get('still_connected')}, victims {victims}")
@@ -212,4 +235,7 @@ async def test_adversarial_peers(cluster_factory: Any, tmp_path: Path) -> None:
     # half-open streams from one peer must not lock honest peers out of sync
     busy = c.log_tail(1, 1_000_000).count("refused sync: busy")
     assert busy == 0, f"node 1 was refused sync {busy} times while an attacker held streams"
-    assert ratio > 0.1, f"honest throughput collapsed under attack: ratio {ratio:.2f}"
+    # the ratio is "during the floods": the honest window lies inside them
+    assert floods[0][0] <= h0 and h1 <= floods[-1][1], (honest_window, floods)
+    assert ratio >= MIN_RATIO, (f"honest throughput under attack is {ratio:.2f} of the rate "
+                                f"without attack (claim: at least {MIN_RATIO})")

@@ -23,7 +23,7 @@ from typing import Any
 
 from harness import Cluster
 
-from node.store import open_store
+from node.store.db import open_store
 from protocol import cid as cidlib
 from protocol.records import Vote, decode_record
 
@@ -92,9 +92,10 @@ def wait_for(cond: Callable[[], bool], timeout: float) -> bool:
 
 
 def test_sigkill_during_ingest_and_voting(cluster_factory: Any) -> None:
-    cycles_wanted = scale(5, 50)
-    budget = scale(120.0, 600.0)
-    rng = random.Random(20240517)
+    cycles_wanted = scale(5, 50)  # a count, not a time budget: a slow machine runs them all
+    seed = int(os.environ.get("ANNOT_FUZZ_SEED") or 20240517)
+    print(f"crash: kill times from seed {seed} (replay: ANNOT_FUZZ_SEED={seed})")
+    rng = random.Random(seed)
     c: Cluster = cluster_factory(2)
     net = c.genesis.network_id
     me = c.keys[0].public_key
@@ -106,7 +107,7 @@ def test_sigkill_during_ingest_and_voting(cluster_factory: Any) -> None:
     all_items = 0
     t0 = time.monotonic()
     cycles = 0
-    while cycles < cycles_wanted and time.monotonic() - t0 < budget:
+    while cycles < cycles_wanted:
         w = make_workload(net, cycles + 1, ITEMS)
         all_items += ITEMS
         todo = pending + interleave(w)
@@ -155,5 +156,4 @@ def test_sigkill_during_ingest_and_voting(cluster_factory: Any) -> None:
     note(crash_seconds=f"{cycles} cycles in {elapsed:.0f}s; " + "; ".join(report))
     print(f"crash: {cycles} cycles in {elapsed:.0f}s, {len(acked)} acknowledged records kept, "
           f"finals {finals} of {all_items}; {'; '.join(report)}")
-    assert cycles >= cycles_wanted, f"only {cycles} cycles in {budget:.0f}s"
     assert done, f"items final {finals}, expected {all_items} on both nodes"

@@ -24,6 +24,7 @@ from harness import ANNOT, ROOT, Cluster
 
 from node.content.blockstore import BlockStore, CorruptBlockError
 from node.errors import StoreError
+from node.rpc.client import RPCClientError
 from node.store.db import open_store
 from protocol import cid as cidlib
 
@@ -158,9 +159,10 @@ def test_corrupt_block_is_detected_and_not_served(cluster_factory: Any) -> None:
     raw[len(raw) // 2] ^= 0x01
     path.write_bytes(bytes(raw))
     for i in (0, 1):  # node 1 asks node 0 over bitswap: it must not get the bad bytes
-        with pytest.raises(Exception) as err:
+        with pytest.raises(RPCClientError) as err:
             c.rpc(i, "block.get", cid=cid)
         print(f"node{i} block.get of a corrupt block: {err.value}")
+        assert err.value.code != -32603, err.value  # a named error, not an internal one
     assert not path.exists() and list((c.home(0) / "corrupt").iterdir())
     # and the in-process API says exactly what happened
     bs = BlockStore(c.home(0) / "x")

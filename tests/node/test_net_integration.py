@@ -32,7 +32,8 @@ import pytest
 from harness import ROOT, Cluster, netns
 from harness.netns import NetLab
 
-from node.store import Saved, open_store
+from node.rpc.client import RPCClientError
+from node.store.db import Saved, open_store
 from protocol.cid import cid_from_str, cid_str, cid_to_str
 from protocol.keys import SigningKey
 from protocol.records import Annotation, Task, sign_record
@@ -379,9 +380,9 @@ def test_multichunk_file_over_bitswap_and_corrupt_block(cluster_factory, tmp_pat
     leaf_cid = leaf.name.removesuffix(".data")
     good = leaf.read_bytes()
     leaf.write_bytes(bytes([good[0] ^ 0xFF]) + good[1:])
-    with pytest.raises(Exception) as err:
+    with pytest.raises(RPCClientError) as err:
         c.rpc(2, "block.get", cid=leaf_cid)
-    assert "corrupt" in str(err.value), str(err.value)
+    assert err.value.code != -32603 and "corrupt" in err.value.message, str(err.value)
     print(f"[blocks] corrupt block refused: {err.value}")
     # the bad copy was moved aside; the next read fetches good bytes from node0 again
     again = c.rpc(2, "block.get", cid=leaf_cid)

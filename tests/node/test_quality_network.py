@@ -2,11 +2,11 @@
 
 The first 30 items of d_Duck_Identification with all their answers (39 workers
 each, so 1,170 annotations, each signed by its worker's own key) go through
-:mod:`node.demo` into a 4-validator cluster under ``rule = "dawid-skene"``.
+:mod:`node.testnet.demo` into a 4-validator cluster under ``rule = "dawid-skene"``.
 Then every node's final value of every item is read back over RPC and must
 equal :func:`protocol.aggregate.propose` computed offline over exactly the
 annotations the nodes hold (and every node must hold the same ones), and
-must equal ``annot aggregate`` (:mod:`node.aggregate_csv`) over the same
+must equal ``annot aggregate`` (:mod:`node.cli.aggregate_csv`) over the same
 answers. The cluster is stopped by the fixture even when the test fails.
 """
 
@@ -20,7 +20,7 @@ import pytest
 import trio
 from quality.network import by_name, replay
 
-from node.aggregate_csv import aggregate
+from node.cli.aggregate_csv import aggregate
 from protocol.dawid_skene import dawid_skene
 from protocol.records import EXPIRED
 
@@ -66,4 +66,4 @@ def test_dawid_skene_network_equals_offline(cluster_factory, tmp_path: Path) -> 
     direct = dawid_skene([(work.items[a.item].name.encode(), work.worker_names[a.worker].encode(),
                            a.label) for a in work.answers], work.labels)
     assert {k.decode(): v for k, v in direct.items()} == net
-    assert time.monotonic() - started < 90.0
+    print(f"quality network replay: {time.monotonic() - started:.1f} s")  # timing: make bench

@@ -138,8 +138,8 @@ def test_real_crowd_data(name: str, published: float | None) -> None:
     labels = labels_of(answers)
     start = time.perf_counter()
     found = dawid_skene(answers, labels)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 10.0
+    print(f"{name}: dawid_skene over {len(answers)} answers in "
+          f"{time.perf_counter() - start:.2f} s")  # printed only: timings go to make bench
     assert set(found) == {a[0] for a in answers}
     ds = accuracy(found, truth)
     mv = accuracy(majority_all(answers, labels), truth)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import time
 import tracemalloc
 from typing import Any
 
@@ -242,15 +241,14 @@ def test_huge_declared_length_fails_fast_and_cheaply(header: bytes) -> None:
     """
     data = header + b"\x00" * 10
     tracemalloc.start()
-    t0 = time.perf_counter()
     try:
         with pytest.raises(DecodeError) as info:
             decode_canonical(data)
-        elapsed = time.perf_counter() - t0
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert elapsed < 0.05
+    # "cheaply" is checked by the traced peak (work that allocated or copied the claim
+    # would show there), not by a wall-clock time, which flakes on a loaded machine
     assert peak < 256 * 1024, f"decoder allocated {peak} bytes for a {len(data)}-byte input"
     if header[0] in (0xDD, 0xDF):
         assert isinstance(info.value, TooLargeError)
