@@ -239,6 +239,18 @@ class NodeRPC:
                 "items": [{"item": cidlib.cid_to_str(i), "path": p} for p, i in rows],
                 "next_cursor": rows[-1][0] if len(rows) == limit else None}
 
+    async def task_certificates(self, task: str, cursor: str | None, limit: int
+                                ) -> JSONObject:
+        """A task's final items with the ids of the precommit records that prove each
+        (fetch those with block.get): an export pages through them."""
+        tid, _, _, _ = self._task_entry(task)
+        after = _cid(cursor) if cursor else b""
+        rows = self.node.store.certificate_page(tid, after, limit)
+        return {"task": task, "certificates": [
+            {"item": cidlib.cid_to_str(i), "value": v, "round": r,
+             "votes": [cidlib.cid_to_str(ref) for ref in refs]} for i, v, r, refs in rows],
+            "next_cursor": cidlib.cid_to_str(rows[-1][0]) if len(rows) == limit else None}
+
     async def annotation_create(self, task: str, item: str, label: str) -> JSONObject:
         tid, _, t, items = self._task_entry(task)
         iid = _cid(item)
@@ -366,6 +378,8 @@ class NodeRPC:
                 data = self.node.blocks.get(c)
         except BlockStoreError as exc:
             raise UnavailableError(str(exc)) from None
+        if data is None:
+            data = self.node.store.get(c)  # a record is a block too (raw, named by its id)
         if data is None:
             raise NotFoundError("block", cid)
         return data

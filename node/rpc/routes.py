@@ -31,6 +31,10 @@ task.list          {cursor?, limit?: 1..1000 = 100}         {tasks: [...], next_
 task.items         {task: cid, cursor?, limit?}             {items: [{item, path}], resolved,
                                                              next_cursor}  (paths of a
                                                              directory task, in path order)
+task.certificates  {task: cid, cursor?, limit?}             {certificates: [{item, value,
+                                                             round, votes: [record cid]}],
+                                                             next_cursor}  (vote records by
+                                                             block.get; for export)
 annotation.create  {task: cid, item: cid, label}            {cid, author, seq}
 annotation.list    {task?, item?, author?, cursor?,         {annotations: [{cid, author, seq,
                     limit?}  (at least one of task, item,    task, item, label}],
@@ -47,7 +51,9 @@ evidence.list      {cursor?, limit?}                        {evidence: [...], ne
 account.get        {author: peer id}                        {author, next_seq, reputation,
                                                              ...}
 block.put          {data: base64, codec?: "raw"|"dag-pb"}   {cid, size}
-block.get          {cid}                                    {cid, data: base64, size}
+block.get          {cid}                                    {cid, data: base64, size}  (a
+                                                             record too: records are raw
+                                                             blocks named by their id)
 """
 
 from __future__ import annotations
@@ -161,6 +167,9 @@ ROUTES: dict[str, Route] = {
     "task.list": Route(lambda api, p: api.task_list(p["cursor"], p["limit"]), (CURSOR, LIMIT)),
     "task.items": Route(lambda api, p: api.task_items(p["task"], p["cursor"], p["limit"]),
                         (TASK, _opt("cursor", string(4096)), LIMIT)),
+    "task.certificates": Route(
+        lambda api, p: api.task_certificates(p["task"], p["cursor"], p["limit"]),
+        (TASK, CURSOR, LIMIT)),
     "annotation.create": Route(
         lambda api, p: api.annotation_create(p["task"], p["item"], p["label"]),
         (TASK, ITEM, Param("label", string(256))),

@@ -391,6 +391,15 @@ class Store:
             "SELECT path, item FROM task_items WHERE task=? AND path>? ORDER BY path LIMIT ?",
             (task, after, limit))]
 
+    def certificate_page(self, task: bytes, after: bytes, limit: int
+                         ) -> list[tuple[bytes, str, int, list[bytes]]]:
+        """(item, final value, round, precommit ids) of a task's final items after item
+        ``after``, in item order (a task's export pages through them)."""
+        return [(bytes(i), str(v), int(r), _unpack_refs(bytes(d))) for i, v, r, d in
+                self._db.execute("SELECT item, value, round, data FROM certificates"
+                                 " WHERE task=? AND item>? ORDER BY item LIMIT ?",
+                                 (task, after, limit))]
+
     def item_paths(self, task: bytes, item: bytes) -> list[str]:
         """Every path at which ``item`` appears in its task's directory (sorted)."""
         return [str(p) for (p,) in self._db.execute(

@@ -82,6 +82,12 @@ class FakeNodeAPI:
         return {"task": TASK, "title": "cats", "labels": ["cat", "dog"], "item_count": 1,
                 "items_final": 0, "requester": PEER}
 
+    async def task_certificates(self, task: str, cursor: str | None, limit: int
+                                ) -> dict[str, Any]:
+        self._log("task_certificates", task, cursor, limit)
+        return {"certificates": [{"item": ITEM, "value": "cat", "round": 0, "votes": [TASK]}],
+                "next_cursor": None}
+
     async def task_items(self, task: str, cursor: str | None, limit: int) -> dict[str, Any]:
         self._log("task_items", task, cursor, limit)
         return {"task": task, "resolved": True, "next_cursor": None,

@@ -75,6 +75,8 @@ GOOD: list[tuple[str, Any, str, tuple[Any, ...], dict[str, Any]]] = [
                               item_count=7),), {}),
     ("task.items", {"task": TASK, "cursor": "photos/a.png", "limit": 2}, "task_items",
      (TASK, "photos/a.png", 2), {"resolved": True}),
+    ("task.certificates", {"task": TASK, "limit": 50}, "task_certificates",
+     (TASK, None, 50), {"next_cursor": None}),
     ("task.get", {"task": TASK}, "task_get", (TASK,), {"task": TASK}),
     ("task.get", [TASK], "task_get", (TASK,), {"task": TASK}),  # positional
     ("task.list", {}, "task_list", (None, 100), {"next_cursor": "c2"}),
