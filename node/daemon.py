@@ -1,29 +1,41 @@
-"""The daemon: every subsystem in one trio nursery, started in dependency order.
+"""The daemon: the one module that wires the layers together, in one trio nursery.
 
-store → consensus (restores its state) → p2p (host, gossip, sync, bitswap) →
-RPC. SIGINT/SIGTERM cancel the nursery; py-libp2p alone hangs on SIGINT, so
-the signal handling is ours. A lock file refuses a second daemon on one home.
+store and ingest → p2p (host, gossip, sync) and bitswap → consensus (restores
+its state; gets narrow ports, never the node) → admin RPC → public gateway.
+SIGINT/SIGTERM cancel the nursery; py-libp2p alone hangs on SIGINT, so the
+signal handling is ours. A lock file refuses a second daemon on one home.
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import math
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import trio
 
+from node.consensus.ports import ConsensusPorts
 from node.consensus.service import ConsensusService
+from node.content.bitswap import BitswapService
+from node.content.kubo import KuboClient
+from node.content.router import Content
 from node.core.config import Config
 from node.core.home import NodeHome
 from node.core.local import Node, open_node
 from node.core.logs import setup_logging
 from node.errors import AlreadyRunningError, StoreError
+from node.gateway.server import serve_gateway
+from node.gateway.service import gateway_for
+from node.p2p import P2PNode, serve_p2p
+from node.rpc.adapter import NodeRPC
+from node.rpc.server import serve_rpc
 from protocol.records import Record
 
 log = logging.getLogger("annot.service")
@@ -44,23 +56,43 @@ def hold_lock(home: NodeHome) -> Iterator[None]:
         os.close(fd)
 
 
+@dataclass(frozen=True, slots=True)
+class RunningNode:
+    """What a running daemon is made of, for its own run loop and for tests.
+
+    The parts never see this record: each was handed its narrow interface at
+    construction by :func:`open_running_node`, the one place that wires them.
+    """
+
+    node: Node
+    consensus: ConsensusService
+    p2p: P2PNode
+    content: Content
+    rpc_url: str
+    gateway_url: str | None
+
+    @property
+    def peer_id(self) -> str:
+        return self.node.peer_id
+
+
 @asynccontextmanager
 async def open_running_node(home: NodeHome, config: Config | None = None
-                            ) -> AsyncIterator[Node]:
-    """Run a node's services in a nursery for the duration of the block."""
-    from node.content.bitswap import BitswapService
-    from node.content.kubo import KuboClient
-    from node.content.router import Content
-    from node.p2p import serve_p2p
-    from node.rpc.server import serve_rpc
+                            ) -> AsyncIterator[RunningNode]:
+    """Run a node's services in a nursery for the duration of the block.
 
+    Order: store and ingest; consensus subscribes to ingest before anything can
+    arrive; p2p (host, gossip, sync) and bitswap; consensus serves (restoring
+    its state from the store) once its sync and block ports exist; then the
+    admin RPC and the public gateway.
+    """
     with hold_lock(home):
-        node = open_node(home, config)
+        # ingest gossips what it saves through this outbox; p2p drains it once up
+        outbox_send, outbox_recv = trio.open_memory_channel[bytes](math.inf)
+        node = open_node(home, config, publish=outbox_send.send_nowait)
+        cfg = node.config
         try:
             async with trio.open_nursery() as nursery:
-                consensus = ConsensusService(node)
-                await nursery.start(consensus.serve)
-                node.consensus = consensus
 
                 async def on_records(records: list[Record], peer: str) -> None:
                     try:
@@ -70,31 +102,66 @@ async def open_running_node(home: NodeHome, config: Config | None = None
                         log.error("dropped %d records from %s: %s", len(records), peer, exc)
 
                 p2p = await nursery.start(partial(
-                    serve_p2p, node.key, node.genesis, node.config, node.store, on_records,
+                    serve_p2p, node.key, node.genesis, cfg, node.store, on_records,
                     metrics=node.metrics))
-                node.p2p = p2p
-                node.ingest.publish = p2p.publish_nowait
+                nursery.start_soon(_serve_outbox, outbox_recv, p2p.publish_nowait)
                 bitswap = BitswapService(p2p.host.raw, node.blocks)
                 await nursery.start(bitswap.serve)
-                kubo = KuboClient(node.config.ipfs.api) if node.config.ipfs.api else None
-                node.content = Content(node.blocks, bitswap, kubo)
-                from node.rpc.adapter import NodeRPC
-                url = await nursery.start(partial(
-                    serve_rpc, NodeRPC(node), node.config.rpc, home.root, node.metrics.render,
-                    on_call=node.metrics.count_rpc))
-                log.info("annot node %s up: p2p %s, rpc %s", node.peer_id,
-                         " ".join(p2p.listen_addrs()), url)
-                yield node
+                kubo = KuboClient(cfg.ipfs.api) if cfg.ipfs.api else None
+                content = Content(node.blocks, bitswap, kubo)
+                consensus = ConsensusService(
+                    node.genesis, node.public_key, _consensus_ports(node, p2p, content),
+                    cfg.consensus)
+                node.ingest.subscribe(consensus.records_nowait)
+                await nursery.start(consensus.serve)
+                rpc_url = await nursery.start(partial(
+                    serve_rpc, NodeRPC(node, p2p, consensus, content), cfg.rpc, home.root,
+                    node.metrics.render, on_call=node.metrics.count_rpc))
+                gateway_url = None
+                if cfg.gateway.enabled:
+                    gateway_url = await nursery.start(partial(
+                        serve_gateway, gateway_for(node, p2p, content), cfg.gateway, home.root))
+                log.info("annot node %s up: p2p %s, rpc %s, gateway %s", node.peer_id,
+                         " ".join(p2p.listen_addrs()), rpc_url, gateway_url or "off")
+                yield RunningNode(node, consensus, p2p, content, rpc_url, gateway_url)
                 nursery.cancel_scope.cancel()
         finally:
             node.close()
 
 
+def _consensus_ports(node: Node, p2p: P2PNode, content: Content) -> ConsensusPorts:
+    """The narrow interfaces consensus gets: the store, our signer, sync and blocks."""
+    sync_timeout = node.config.sync.request_timeout_s
+
+    async def request_sync() -> None:
+        with trio.move_on_after(sync_timeout):
+            await p2p.request_sync()
+
+    async def fetch_block(cid: bytes, timeout: float) -> bytes | None:
+        return await content.get(cid, timeout=timeout)
+
+    def put_block(data: bytes) -> None:
+        node.blocks.put(data)
+
+    return ConsensusPorts(store=node.store, sign_own=node.sign_own, metrics=node.metrics,
+                          request_sync=request_sync, fetch_block=fetch_block,
+                          put_block=put_block)
+
+
+async def _serve_outbox(outbox: trio.MemoryReceiveChannel[bytes],
+                        publish_nowait: Callable[[bytes], bool]) -> None:
+    """Hand every record ingest saved to gossip (which batches, or drops and lets sync
+    repair when its buffer is full)."""
+    async for data in outbox:
+        publish_nowait(data)
+
+
 async def _run(home: NodeHome) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_running_node(home) as node:
+        async with open_running_node(home) as running:
             async for sig in signals:
-                log.info("received %s, shutting down %s", signal.Signals(sig).name, node.peer_id)
+                log.info("received %s, shutting down %s", signal.Signals(sig).name,
+                         running.peer_id)
                 break
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from node.core.local import Node
+from node.consensus.ports import ConsensusStore
 from protocol.aggregate import majority, propose
 from protocol.consensus_events import Key, ProposalChanged
 from protocol.errors import ProtocolError
@@ -25,8 +25,8 @@ _Inputs = tuple[bool, list[tuple[bytes, int]] | None, list[tuple[bytes, bytes, s
 
 
 class Proposer:
-    def __init__(self, node: Node, wall_clock: Callable[[], float]) -> None:
-        self.node = node
+    def __init__(self, store: ConsensusStore, wall_clock: Callable[[], float]) -> None:
+        self.store = store
         self.clock = wall_clock
         self.tasks: dict[bytes, tuple[bytes, Task]] = {}  # task id → (requester, task)
         self._current: dict[Key, str | None] = {}
@@ -55,13 +55,13 @@ class Proposer:
         allow = frozenset(task.allow)
         labels = frozenset(task.labels)
         items = frozenset(task.items)
-        return [(a.item, a.author, a.label) for a in self.node.store.annotations(tid, item)
+        return [(a.item, a.author, a.label) for a in self.store.annotations(tid, item)
                 if a.label in labels and a.item in items and (not allow or a.author in allow)]
 
     def _weights(self, task: Task) -> dict[bytes, int] | None:
         if not task.weights_from:
             return None
-        finals: dict[bytes, Tally] = {t: decode_tally(d) for t, _, d in self.node.store.tallies()}
+        finals: dict[bytes, Tally] = {t: decode_tally(d) for t, _, d in self.store.tallies()}
         return reputation_weights(finals, task.weights_from)
 
     def _compute_items(self, tid: bytes, items: set[bytes]) -> dict[bytes, str | None]:

@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from node.consensus.ports import ConsensusPorts
 from node.consensus.proposals import Proposer
 from node.consensus.tallies import TallyKeeper
-from node.core.local import Node
+from node.core.config import ConsensusConfig
 from node.errors import StoreError
 from protocol.consensus import Engine
 from protocol.consensus_events import (
@@ -41,6 +42,7 @@ from protocol.consensus_events import (
     vote_events,
 )
 from protocol.errors import ProtocolError
+from protocol.genesis import Genesis
 from protocol.records import (
     PRECOMMIT,
     PREVOTE,
@@ -63,13 +65,24 @@ MAX_ROUNDS_AHEAD = 1000  # rounds take seconds each; honest votes are never this
 
 
 class ConsensusService:
-    """Runs the engine for one node (validator or observer)."""
+    """Runs the engine for one node (validator or observer).
 
-    def __init__(self, node: Node, wall_clock: Callable[[], float] = time.time) -> None:
-        self.node = node
-        self.engine = Engine(node.genesis, node.public_key if node.is_validator else None)
-        self.proposer = Proposer(node, wall_clock)
-        self.tallies = TallyKeeper(node, self.proposer)
+    ``own_key`` is this node's public key; it votes only if the genesis lists it.
+    Records reach the service through :meth:`records_nowait` (the daemon subscribes
+    it to ingest before anything can arrive).
+    """
+
+    def __init__(self, genesis: Genesis, own_key: bytes, ports: ConsensusPorts,
+                 config: ConsensusConfig, wall_clock: Callable[[], float] = time.time) -> None:
+        self.genesis = genesis
+        self.ports = ports
+        self.store = ports.store
+        self.config = config
+        validator = own_key if own_key in genesis.weights() else None
+        self.engine = Engine(genesis, validator)
+        self.proposer = Proposer(ports.store, wall_clock)
+        self.tallies = TallyKeeper(genesis, validator, ports, config.tally_settle_s,
+                                   self.proposer)
         self._send, self._recv = trio.open_memory_channel[list[Record]](math.inf)
         self._timers: list[tuple[float, int, Key, int, int]] = []
         self._timer_seq = 0
@@ -79,7 +92,10 @@ class ConsensusService:
         self._sync_keys: set[Key] = set()
         self._started: set[Key] = set()
         self._sync_wakeup = trio.Event()
-        node.ingest.subscribe(self._send.send_nowait)
+
+    def records_nowait(self, records: list[Record]) -> None:
+        """New records from ingest (any source); processed in order by :meth:`serve`."""
+        self._send.send_nowait(records)
 
     # ------------------------------------------------------------ state for RPC
     def item_state(self, task: bytes, item: bytes) -> dict[str, Any]:
@@ -115,10 +131,10 @@ class ConsensusService:
 
     def _restore(self) -> None:
         """Rebuild engine state from the store: tasks, then every vote (ours included)."""
-        nid = self.node.genesis.network_id
+        nid = self.genesis.network_id
         records = [decode_record(d, nid, verify=False)
                    for kind in ("task", "vote", "tally_vote")
-                   for d in self.node.store.records_of_kind(kind)]
+                   for d in self.store.records_of_kind(kind)]
         self._process(records, restoring=True)
         self._perform(self.proposer.flush())
 
@@ -142,7 +158,7 @@ class ConsensusService:
                 except ProtocolError as exc:
                     log.info("ignoring vote %s: %s", r.cid_str, exc)
                     continue
-                self.node.metrics.votes.labels(phase=PHASES[body.phase]).inc()
+                self.ports.metrics.vote_counted(PHASES[body.phase])
                 for ev in events:
                     st = self.engine.status(ev.key)
                     if st is not None and ev.round > st.round + MAX_ROUNDS_AHEAD:
@@ -208,9 +224,9 @@ class ConsensusService:
     def _finalized(self, f: Finalized) -> None:
         task, item = f.key
         # the store keeps the precommit record ids; the certificate is built on export
-        self.node.store.save_certificate(task, item, f.value, f.round,
-                                         [ref for _, ref in f.precommit_refs])
-        self.node.metrics.items_final.inc()
+        self.store.save_certificate(task, item, f.value, f.round,
+                                    [ref for _, ref in f.precommit_refs])
+        self.ports.metrics.item_finalized()
         self.tallies.item_final(task, item)
 
     def _late_vote(self, key: Key, phase: int, rnd: int, value: str | None, r: Record) -> None:
@@ -219,11 +235,11 @@ class ConsensusService:
         fin = self.engine.finalized(key)
         if fin is None or phase != PRECOMMIT or rnd != fin.round or value != fin.value:
             return
-        self.node.store.add_certificate_vote(key[0], key[1], r.cid)
+        self.store.add_certificate_vote(key[0], key[1], r.cid)
 
     def _evidence(self, e: Evidence) -> None:
-        a, b = self.node.store.get(e.ref_a), self.node.store.get(e.ref_b)
-        if a is not None and b is not None and self.node.store.save_evidence("vote", a, b):
+        a, b = self.store.get(e.ref_a), self.store.get(e.ref_b)
+        if a is not None and b is not None and self.store.save_evidence("vote", a, b):
             log.warning("evidence: validator equivocated on %s round %d phase %d",
                         e.key, e.round, e.phase)
 
@@ -240,8 +256,8 @@ class ConsensusService:
                 await self._timer_wakeup.wait()
 
     async def _serve_votes(self) -> None:
-        delay = self.node.config.consensus.vote_batch_delay_ms / 1000
-        limit = self.node.genesis.params.max_vote_entries
+        delay = self.config.vote_batch_delay_ms / 1000
+        limit = self.genesis.params.max_vote_entries
         while True:
             await self._votes_wakeup.wait()
             await trio.sleep(delay)
@@ -251,7 +267,7 @@ class ConsensusService:
                 for i in range(0, len(body.entries), limit):
                     # saved before it is sent: ingest feeds it back to us as a vote
                     try:
-                        self.node.sign_own(Vote(body.phase, body.round,
+                        self.ports.sign_own(Vote(body.phase, body.round,
                                                 body.entries[i:i + limit]))
                     except StoreError as exc:
                         # a vote that cannot be persisted is never sent; the item
@@ -263,8 +279,6 @@ class ConsensusService:
             await self._sync_wakeup.wait()
             self._sync_wakeup = trio.Event()
             keys, self._sync_keys = self._sync_keys, set()
-            if self.node.p2p is not None:
-                with trio.move_on_after(self.node.config.sync.request_timeout_s):
-                    await self.node.p2p.request_sync()
+            await self.ports.request_sync()
             # the engine waits for a fresh proposal after each StartSync
             self._perform(self.proposer.refresh(keys))

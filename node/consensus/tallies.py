@@ -24,11 +24,12 @@ from typing import Any
 
 import trio
 
+from node.consensus.ports import ConsensusPorts
 from node.consensus.proposals import Proposer
-from node.core.local import Node
 from node.errors import NodeError, StoreError
 from protocol.cid import cid_from_digest
 from protocol.errors import ProtocolError
+from protocol.genesis import Genesis
 from protocol.keys import peer_id_from_public_key
 from protocol.records import TallyVote
 from protocol.tally import TALLY_TAG, compute_tally, decode_tally, encode_tally, tally_root
@@ -43,10 +44,17 @@ def tally_block_cid(root: bytes) -> bytes:
 
 
 class TallyKeeper:
-    def __init__(self, node: Node, proposer: Proposer) -> None:
-        self.node = node
+    """Tallies complete tasks; ``validator`` is this node's key if it votes, else None."""
+
+    def __init__(self, genesis: Genesis, validator: bytes | None, ports: ConsensusPorts,
+                 settle_s: float, proposer: Proposer) -> None:
+        self.genesis = genesis
+        self.validator = validator
+        self.ports = ports
+        self.store = ports.store
+        self.settle_s = settle_s
         self.proposer = proposer
-        self._weights = node.genesis.weights()
+        self._weights = genesis.weights()
         self._latest: dict[bytes, dict[bytes, tuple[int, bytes]]] = {}  # task → author → vote
         self._own_root: dict[bytes, bytes] = {}
         self._complete: set[bytes] = set()
@@ -70,7 +78,7 @@ class TallyKeeper:
         entry = self.proposer.tasks.get(task)
         final = self._final_items.get(task, set())
         if (task not in self._complete and entry and len(final) == len(entry[1].items)
-                and self.node.store.tally(task) is None):
+                and self.store.tally(task) is None):
             self._complete.add(task)
             self._wakeup.set()
 
@@ -79,7 +87,7 @@ class TallyKeeper:
         if author in votes and votes[author][0] >= seq:
             return
         votes[author] = (seq, body.root)
-        if author == self.node.public_key:
+        if author == self.validator:
             self._own_root[body.task] = body.root
         self._wakeup.set()
 
@@ -88,7 +96,7 @@ class TallyKeeper:
         for author, (_, root) in self._latest.get(task, {}).items():
             weight[root] = weight.get(root, 0) + self._weights.get(author, 0)
         for root, w in weight.items():
-            if self.node.genesis.quorum(w):
+            if self.genesis.quorum(w):
                 return root
         return None
 
@@ -97,28 +105,26 @@ class TallyKeeper:
         requester, t = self.proposer.tasks[task]
         finals = {}
         for item in t.items:
-            stored = self.node.store.certificate(task, item)
+            stored = self.store.certificate(task, item)
             if stored is None:
                 raise LookupError(f"item {item.hex()} is not final")
             # signers from the store's author column: decoding every precommit batch
             # (hundreds of entries each) per item blocked the event loop for seconds
-            finals[item] = (stored[0], tuple(sorted(set(self.node.store.authors(stored[2])))))
+            finals[item] = (stored[0], tuple(sorted(set(self.store.authors(stored[2])))))
         tally = compute_tally(t, task, requester, finals, self.proposer.admitted(task))
         return tally_root(tally), encode_tally(tally)
 
     async def serve(self) -> None:
-        settle = self.node.config.consensus.tally_settle_s
+        settle = self.settle_s
         while True:
             # while a tally is open, re-check now and then: our root may change
             with trio.move_on_after(max(settle, 0.5) if self._complete else math.inf):
                 await self._wakeup.wait()
             self._wakeup = trio.Event()
             unvoted = [t for t in self._complete if t not in self._own_root]
-            if unvoted and self.node.is_validator:
+            if unvoted and self.validator is not None:
                 await trio.sleep(settle)  # let late annotations and precommits arrive
-                if self.node.p2p is not None:
-                    with trio.move_on_after(self.node.config.sync.request_timeout_s):
-                        await self.node.p2p.request_sync()
+                await self.ports.request_sync()
             behind = {}
             for task in sorted(self._complete):
                 other = self._step(task)
@@ -135,9 +141,9 @@ class TallyKeeper:
         except (ProtocolError, LookupError) as exc:
             log.warning("cannot tally task %s: %s", task.hex()[:16], exc)
             return None
-        if self.node.is_validator and self._own_root.get(task) != root:
+        if self.validator is not None and self._own_root.get(task) != root:
             try:
-                self.node.sign_own(TallyVote(task=task, root=root))
+                self.ports.sign_own(TallyVote(task=task, root=root))
             except StoreError as exc:
                 log.error("tally vote not cast, the store refuses writes: %s", exc)
                 return None
@@ -152,25 +158,26 @@ class TallyKeeper:
 
     def _save(self, task: bytes, root: bytes, data: bytes) -> None:
         try:
-            self.node.store.save_tally(task, root, data)
+            self.store.save_tally(task, root, data)
         except StoreError as exc:
             log.error("final tally not saved, the store refuses writes: %s", exc)
             return
-        try:  # so peers that computed another root can fetch the agreed one
-            self.node.blocks.put(TALLY_TAG + data)
-        except NodeError as exc:
-            log.warning("tally of task %s not kept as a block: %s", task.hex()[:16], exc)
+        if self.ports.put_block is not None:
+            try:  # so peers that computed another root can fetch the agreed one
+                self.ports.put_block(TALLY_TAG + data)
+            except NodeError as exc:
+                log.warning("tally of task %s not kept as a block: %s", task.hex()[:16], exc)
         self._complete.discard(task)
         log.info("tally final for task %s: root %s", task.hex()[:16], root.hex()[:16])
 
     async def _adopt(self, task: bytes, root: bytes) -> None:
         """Fetch the final tally ``root`` (agreed by a quorum, unlike ours) and store it."""
         cid = tally_block_cid(root)
+        if self.ports.fetch_block is None:
+            return
         try:
-            if self.node.content is not None:  # local store, then peers (bitswap), Kubo
-                block = await self.node.content.get(cid, timeout=FETCH_TIMEOUT_S)
-            else:
-                block = self.node.blocks.get(cid)
+            # local store, then peers (bitswap), Kubo
+            block = await self.ports.fetch_block(cid, FETCH_TIMEOUT_S)
             if block is None:
                 return
             # every source checks the block against its CID, so sha256(block) == root

@@ -34,7 +34,8 @@ def reason_of(exc: Exception) -> str:
 class Ingest:
     """Validates, saves and announces records."""
 
-    def __init__(self, store: Store, genesis: Genesis, metrics: Metrics) -> None:
+    def __init__(self, store: Store, genesis: Genesis, metrics: Metrics,
+                 publish: Callable[[bytes], None]) -> None:
         self.store = store
         self.genesis = genesis
         self.network_id = genesis.network_id
@@ -42,7 +43,7 @@ class Ingest:
         self.metrics = metrics
         self._validators = frozenset(genesis.weights())
         self._subscribers: list[Subscriber] = []
-        self.publish: Callable[[bytes], None] = lambda data: None
+        self.publish = publish  # gossips a saved record's bytes; never blocks
 
     def subscribe(self, fn: Subscriber) -> None:
         self._subscribers.append(fn)

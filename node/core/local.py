@@ -1,14 +1,15 @@
-"""The node's parts, wired together: key, genesis, stores, ingest, metrics.
+"""The node's offline core: key, genesis, config, stores, ingest, metrics.
 
 ``Node`` holds what every subsystem shares and signs the node's own records
-(reserving each seq durably before it signs). The running services — p2p,
-consensus, RPC — are attached by :mod:`node.daemon` once they are up.
+(reserving each seq durably before it signs). It knows nothing of the running
+services: :mod:`node.daemon` builds them around it and hands each one the
+narrow interface it uses.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from node.content.blockstore import BlockStore
 from node.core.config import Config
@@ -19,11 +20,6 @@ from node.store.db import Store, open_store
 from protocol.genesis import Genesis
 from protocol.keys import Signer, SigningKey
 from protocol.records import Body, Record, sign_record
-
-if TYPE_CHECKING:
-    from node.consensus.service import ConsensusService
-    from node.content.router import Content
-    from node.p2p import P2PNode
 
 
 @dataclass
@@ -37,9 +33,6 @@ class Node:
     metrics: Metrics
     ingest: Ingest
     signer: Signer = field(init=False)
-    p2p: P2PNode | None = None
-    consensus: ConsensusService | None = None
-    content: Content | None = None
 
     def __post_init__(self) -> None:
         self.signer = Signer(self.key)
@@ -68,8 +61,10 @@ class Node:
         self.store.close()
 
 
-def open_node(home: NodeHome, config: Config | None = None) -> Node:
-    """Load a node home and open its stores (no network yet)."""
+def open_node(home: NodeHome, config: Config | None = None,
+              publish: Callable[[bytes], None] | None = None) -> Node:
+    """Load a node home and open its stores (no network yet). ``publish`` gossips the
+    bytes of each new record ingest saves (the daemon passes its outbox)."""
     key = home.load_key()
     genesis = home.load_genesis()
     config = config or home.load_config()
@@ -77,4 +72,8 @@ def open_node(home: NodeHome, config: Config | None = None) -> Node:
     metrics = Metrics()
     return Node(home=home, key=key, genesis=genesis, config=config, store=store,
                 blocks=BlockStore(home.root), metrics=metrics,
-                ingest=Ingest(store, genesis, metrics))
+                ingest=Ingest(store, genesis, metrics, publish or _no_publish))
+
+
+def _no_publish(data: bytes) -> None:
+    """The publisher of a node without a network (offline tools, tests)."""

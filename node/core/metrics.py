@@ -47,6 +47,14 @@ class Metrics:
             "annot_rpc_requests", "JSON-RPC calls, by method.", ["method"], registry=r
         )
 
+    def vote_counted(self, phase: str) -> None:
+        """Count one vote accepted by the consensus service (``prevote``/``precommit``)."""
+        self.votes.labels(phase=phase).inc()
+
+    def item_finalized(self) -> None:
+        """Count one item that reached a certificate."""
+        self.items_final.inc()
+
     def count_rpc(self, method: str) -> None:
         """Count one RPC call; pass as ``serve_rpc(..., on_call=metrics.count_rpc)``."""
         self.rpc_requests.labels(method=method).inc()

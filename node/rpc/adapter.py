@@ -11,10 +11,14 @@ from collections import OrderedDict
 from typing import Any
 
 import node
+from node.consensus.service import ConsensusService
 from node.content.blockstore import BlockStoreError, BlockWriteError
 from node.content.items import DirectoryUnavailable, expand_task, walk_directory
+from node.content.router import Content
 from node.core.local import Node
 from node.errors import NodeError, StoreError
+from node.gateway.config import read_gateway_url
+from node.p2p import P2PNode
 from node.rpc.api import (
     AnnotationQuery,
     CertificateView,
@@ -81,10 +85,15 @@ def task_json(task_id: bytes, requester: bytes, t: Task) -> JSONObject:
 
 
 class NodeRPC:
-    """``NodeAPI`` over a running :class:`node.core.local.Node`."""
+    """``NodeAPI`` over a running node: its offline core, p2p stack, consensus service
+    and content router, each handed over by the daemon."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, p2p: P2PNode, consensus: ConsensusService,
+                 content: Content) -> None:
         self.node = node
+        self.p2p = p2p
+        self.consensus = consensus
+        self.content = content
         # tasks are immutable records: decode each once (a task may list thousands of items)
         self._tasks: OrderedDict[bytes, tuple[bytes, Task, frozenset[bytes]]] = OrderedDict()
 
@@ -127,25 +136,25 @@ class NodeRPC:
     # ---------------------------------------------------------------- node
     async def node_status(self) -> JSONObject:
         n = self.node
-        p2p = n.p2p
+        p2p = self.p2p
         return {
             "peer_id": n.peer_id, "network_id": n.genesis.network_id.hex(),
             "network": n.genesis.name, "version": node.__version__,
             "validator": n.is_validator,
-            "peer_count": len(p2p.peers()) if p2p else 0,
+            "peer_count": len(p2p.peers()),
             "record_count": n.store.count(), "records_by_kind": n.store.counts_by_kind(),
-            "listen_addrs": p2p.listen_addrs() if p2p else [],
-            "topics": list(p2p.topics) if p2p else [],
+            "listen_addrs": p2p.listen_addrs(),
+            "topics": list(p2p.topics),
             "final_items": n.store.final_count(),
             "ledger_root": ledger_root(self._ledger()).hex(),
+            "gateway_url": read_gateway_url(n.home.root),
         }
 
     async def node_peers(self) -> JSONObject:
-        p2p = self.node.p2p
+        p2p = self.p2p
         validators = {v.peer_id for v in self.node.genesis.validators}
-        peers = p2p.peers() if p2p else []
         return {"peers": [{"peer_id": p, "validator": p in validators,
-                           "addrs": p2p.host.peer_addrs(p) if p2p else []} for p in peers]}
+                           "addrs": p2p.host.peer_addrs(p)} for p in p2p.peers()]}
 
     # ---------------------------------------------------------------- records
     async def record_submit(self, record: bytes) -> JSONObject:
@@ -276,9 +285,7 @@ class NodeRPC:
         if iid not in items:
             raise NotFoundError("item", f"{item} in task {task}")
         cert = self.node.store.certificate(tid, iid)
-        state: JSONObject = {"round": None, "phase": None}
-        if self.node.consensus is not None:
-            state = self.node.consensus.item_state(tid, iid)
+        state = self.consensus.item_state(tid, iid)
         return {
             "task": task, "item": item, "paths": self.node.store.item_paths(tid, iid),
             "annotations": [_annotation_json(a) for a in self.node.store.annotations(tid, iid)],
@@ -312,9 +319,7 @@ class NodeRPC:
     async def tally_get(self, task: str) -> JSONObject:
         tid, _, _ = self._load_task(task)
         stored = self.node.store.tally(tid)
-        votes: JSONObject = {}
-        if self.node.consensus is not None:
-            votes = self.node.consensus.tally_state(tid)
+        votes = self.consensus.tally_state(tid)
         if stored is None:
             return {"task": task, "final": False, "root": None, "entries": [], **votes}
         tally = decode_tally(stored[1])
@@ -359,10 +364,7 @@ class NodeRPC:
     # ---------------------------------------------------------------- blocks
     async def block_put(self, data: bytes, codec: str) -> str:
         try:
-            if self.node.content is not None:
-                c = await self.node.content.put(data, CODECS[codec])
-            else:
-                c = self.node.blocks.put(data, CODECS[codec])
+            c = await self.content.put(data, CODECS[codec])
         except BlockWriteError as exc:  # the disk refused: the node, not the data, is at fault
             raise UnavailableError(str(exc)) from None
         except (BlockStoreError, ProtocolError) as exc:
@@ -372,10 +374,7 @@ class NodeRPC:
     async def block_get(self, cid: str) -> bytes:
         c = _cid(cid)
         try:
-            if self.node.content is not None:
-                data = await self.node.content.get(c)
-            else:
-                data = self.node.blocks.get(c)
+            data = await self.content.get(c)
         except BlockStoreError as exc:
             raise UnavailableError(str(exc)) from None
         if data is None:

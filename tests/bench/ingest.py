@@ -52,7 +52,8 @@ def batched_ingest_seconds(ingest: Ingest, blobs: list[bytes]) -> float:
 def batched_ingest_rate(blobs: list[bytes], genesis: Genesis, path: Path) -> float:
     store = open_store(path)
     try:
-        elapsed = batched_ingest_seconds(Ingest(store, genesis, Metrics()), blobs)
+        ingest = Ingest(store, genesis, Metrics(), lambda data: None)
+        elapsed = batched_ingest_seconds(ingest, blobs)
         assert store.count() == len(blobs)
     finally:
         store.close()
@@ -64,7 +65,7 @@ def interleaved(recs: list[Record], genesis: Genesis, path: Path, rounds: int = 
     """(raw verify rec/s, batched ingest rec/s), measured alternately on the same slices,
     so a neighbour's load on this shared machine hits both alike."""
     store = open_store(path)
-    ingest = Ingest(store, genesis, Metrics())
+    ingest = Ingest(store, genesis, Metrics(), lambda data: None)
     seen = [0]
     ingest.subscribe(lambda new: seen.__setitem__(0, seen[0] + len(new)))
     raw_s = ing_s = 0.0
@@ -82,7 +83,7 @@ def interleaved(recs: list[Record], genesis: Genesis, path: Path, rounds: int = 
 
 def submit_rate(blobs: list[bytes], genesis: Genesis, path: Path) -> float:
     store = open_store(path)
-    ingest = Ingest(store, genesis, Metrics())
+    ingest = Ingest(store, genesis, Metrics(), lambda data: None)
     try:
         t0 = time.perf_counter()
         for b in blobs:
