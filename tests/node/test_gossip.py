@@ -10,7 +10,7 @@ import pytest
 import trio
 from p2p_cluster import key, make_genesis, make_records, open_cluster, p2p_config, wait_until
 
-from node.core.config import Config, SyncConfig
+from node.core.config import Config, GossipConfig, SyncConfig
 from node.p2p.frames import FrameError, decode_batch, encode_batch
 from protocol.encoding import encode_canonical
 from protocol.records import Record
@@ -45,8 +45,10 @@ async def test_published_records_reach_every_node(tmp_path: Path) -> None:
             for r in records:
                 assert c.nodes[0].publish_nowait(r.data)
             await wait_until(lambda: c.stores[1].count() == 300 and c.stores[2].count() == 300)
-            # batched: far fewer messages than records; our own messages not ingested
-            assert 1 <= c.nodes[0].counters.gossip_out < 300
+            # batched: the 300 records queued at once leave in full batches (256 + 44),
+            # 2 messages, not one per record; our own messages not ingested
+            per_batch = GossipConfig().batch_max_records
+            assert c.nodes[0].counters.gossip_out == -(-300 // per_batch) == 2
             assert c.nodes[0].counters.gossip_records_out == 300
             assert c.received[0] == []
             assert c.nodes[1].counters.rejected == {}
