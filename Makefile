@@ -53,6 +53,7 @@ test: test-deps
 lint: install
 	$(BIN)/ruff check protocol node tests
 	$(BIN)/mypy --strict protocol node
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/hadolint deploy/container/Dockerfile
 
 sim: install
