@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
-from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
 from node.core.config import GossipConfig
 from node.p2p.frames import GOSSIP_PAYLOAD_CAP, RPC_CAP, FrameError, decode_batch, encode_batch
 from node.p2p.host import P2PHost
 from node.p2p.peers import P2PCounters, PeerScores
+from node.p2p.safe_pubsub import SafePubsub
 from protocol.cid import cid_bytes
 from protocol.errors import ProtocolError
 from protocol.genesis import Genesis
@@ -75,8 +75,11 @@ class Gossip:
             adaptive_gossip_enabled=False,  # would stretch the heartbeat to 30 s
             spam_protection_enabled=False,  # caps every peer at 10 msg/s; we validate
         )
-        self.pubsub: Any = Pubsub(host.raw, self.router, strict_signing=True,
-                                  max_inbound_rpc_size=RPC_CAP)
+        # SafePubsub: py-libp2p's Pubsub with per-stream write locks and supervised
+        # inbound streams (a malformed frame is the peer's fault, never our crash)
+        self.pubsub: Any = SafePubsub(host.raw, self.router, strict_signing=True,
+                                      max_inbound_rpc_size=RPC_CAP,
+                                      on_fault=self._on_stream_fault)
         self._in_send, self._in_recv = trio.open_memory_channel[tuple[list[Record], str]](
             INGEST_QUEUE)
         self._out_send, self._out_recv = trio.open_memory_channel[bytes](
@@ -119,7 +122,15 @@ class Gossip:
         log.warning("gossip: rejected message forwarded by %s (%s): %s%s", peer, reason, exc,
                     "; banning the peer" if banned else "")
         if banned:
-            self.host.ban(peer, self.scores.ban_seconds)
+            self.host.ban(peer, self.scores.ban_seconds, reason=f"gossip: {reason}")
+
+    def _on_stream_fault(self, peer: str, reason: str) -> None:
+        if peer == self.host.peer_id:
+            return
+        self.counters.count_fault("pubsub", reason)
+        if self.scores.invalid(peer, trio.current_time()):
+            log.warning("gossip: banning %s: its pubsub streams keep failing (%s)", peer, reason)
+            self.host.ban(peer, self.scores.ban_seconds, reason=f"pubsub: {reason}")
 
     async def _serve_ingest(self) -> None:
         async for records, peer in self._in_recv:

@@ -95,10 +95,12 @@ class _Notifee(INotifee):
 class P2PHost:
     """A running libp2p host, named by the node's peer id."""
 
-    def __init__(self, raw: Any, bans: BanList) -> None:
+    def __init__(self, raw: Any, bans: BanList,
+                 on_ban: Callable[[str, str], None] | None = None) -> None:
         self.raw: Any = raw  # the py-libp2p BasicHost, for adapters in this package
         self.peer_id: str = str(raw.get_id())
         self.bans = bans
+        self.on_ban = on_ban  # (peer, reason): counted in metrics by the stack
         self._listeners: list[Listener] = []
         self._kick_send, self._kick_recv = trio.open_memory_channel[str](EVENT_QUEUE)
 
@@ -146,9 +148,13 @@ class P2PHost:
         except Exception as exc:
             log.debug("p2p: disconnect %s: %s", peer, exc)
 
-    def ban(self, peer: str, seconds: float = BAN_SECONDS) -> None:
+    def ban(self, peer: str, seconds: float = BAN_SECONDS, reason: str = "invalid messages"
+            ) -> None:
         """Refuse ``peer`` for ``seconds`` and disconnect it soon (never blocks)."""
-        self.bans.ban(peer, trio.current_time(), seconds)
+        log.warning("p2p: banning %s for %.0fs: %s", peer, seconds, reason)
+        self.bans.ban(peer, trio.current_time(), seconds, reason)
+        if self.on_ban is not None:
+            self.on_ban(peer, reason)
         self.kick_nowait(peer)
 
     def kick_nowait(self, peer: str) -> None:

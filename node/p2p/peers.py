@@ -35,6 +35,32 @@ class P2PCounters:
     sync_records: int = 0  # records received by sync
     syncs: int = 0  # completed sync sessions (as client)
     rejected: Counter[str] = field(default_factory=Counter)  # by reason class
+    faults: Counter[str] = field(default_factory=Counter)  # "layer:reason" -> count
+    bans: Counter[str] = field(default_factory=Counter)  # by layer
+    _own: Any = field(default=None, repr=False)  # p2p metrics in metrics.registry
+
+    def __post_init__(self) -> None:
+        registry = getattr(self.metrics, "registry", None)
+        if registry is not None:
+            from node.p2p.health import P2PMetrics
+            self._own = P2PMetrics(registry)
+
+    @property
+    def p2p_metrics(self) -> Any:
+        """The p2p layer's :class:`~node.p2p.health.P2PMetrics`, or None without metrics."""
+        return self._own
+
+    def count_fault(self, layer: str, reason: str) -> None:
+        """One peer stream or handler closed because of an exception (charged to the peer)."""
+        self.faults[f"{layer}:{reason}"] += 1
+        if self._own is not None:
+            self._own.faults.labels(layer=layer, reason=reason).inc()
+
+    def count_ban(self, reason: str) -> None:
+        layer = reason.partition(":")[0] or "other"
+        self.bans[layer] += 1
+        if self._own is not None:
+            self._own.bans.labels(layer=layer).inc()
 
     def count_gossip(self, direction: str, records: int) -> None:
         if direction == "in":
@@ -66,6 +92,7 @@ class P2PCounters:
             "gossip_records_out": self.gossip_records_out,
             "gossip_dropped": self.gossip_dropped, "sync_records": self.sync_records,
             "syncs": self.syncs, "rejected": dict(self.rejected),
+            "faults": dict(self.faults), "bans": dict(self.bans),
         }
 
     def _metric(self, name: str, amount: int = 1, **labels: str) -> None:
@@ -79,13 +106,23 @@ class P2PCounters:
 
 
 class BanList:
-    """Peers refused until an expiry time."""
+    """Peers refused until an expiry time, each with the reason it was banned for."""
 
     def __init__(self) -> None:
         self._until: dict[str, float] = {}
+        self._reason: dict[str, str] = {}
 
-    def ban(self, peer: str, now: float, seconds: float = BAN_SECONDS) -> None:
+    def ban(self, peer: str, now: float, seconds: float = BAN_SECONDS,
+            reason: str = "invalid messages") -> None:
         self._until[peer] = max(self._until.get(peer, 0.0), now + seconds)
+        self._reason[peer] = reason
+
+    def reason(self, peer: str) -> str | None:
+        return self._reason.get(peer) if peer in self._until else None
+
+    def entries(self, now: float) -> list[tuple[str, float, str]]:
+        """(peer, seconds left, reason) of every ban still in force."""
+        return [(p, self._until[p] - now, self._reason.get(p, "")) for p in self.banned(now)]
 
     def is_banned(self, peer: str, now: float) -> bool:
         until = self._until.get(peer)
@@ -93,6 +130,7 @@ class BanList:
             return False
         if until <= now:
             del self._until[peer]
+            self._reason.pop(peer, None)
             return False
         return True
 
@@ -109,7 +147,7 @@ class PeerScores:
         self.ban_seconds = ban_seconds
         self._invalid: dict[str, int] = {}
 
-    def invalid(self, peer: str, now: float) -> bool:
+    def invalid(self, peer: str, now: float, reason: str = "invalid messages") -> bool:
         """Count one invalid message from ``peer``; True when this bans it."""
         if peer not in self._invalid and len(self._invalid) >= MAX_TRACKED_PEERS:
             self._invalid.pop(next(iter(self._invalid)))
@@ -117,7 +155,7 @@ class PeerScores:
         self._invalid[peer] = n
         if n >= self.threshold:
             self._invalid.pop(peer, None)
-            self.bans.ban(peer, now, self.ban_seconds)
+            self.bans.ban(peer, now, self.ban_seconds, reason)
             return True
         return False
 

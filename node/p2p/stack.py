@@ -8,6 +8,8 @@ connect), then sync, then bootstrap dialing, and reports a :class:`P2PNode`
     node.publish_nowait(record.data)        # after the record is saved
     node.request_sync_nowait()              # e.g. before voting again
     node.counters.snapshot()                # for status / metrics
+    node.sync_health()                      # per peer: behind, last ok, last error, ban
+    node.penalize(peer, "bitswap", reason)  # charge a peer for another protocol's fault
 
 ``on_records(records, from_peer)`` receives every verified record from
 gossip and sync; it saves them (an exception there stops the node, on
@@ -23,6 +25,7 @@ import trio
 
 from node.core.config import Config
 from node.p2p.gossip import Gossip, OnRecords, serve_gossip
+from node.p2p.health import PeerSyncHealth, SyncHealth
 from node.p2p.host import ConnEvent, P2PHost, open_host, serve_bootstrap
 from node.p2p.peers import BanList, P2PCounters, PeerScores
 from node.p2p.sync import Sync
@@ -41,11 +44,30 @@ class P2PNode:
     """A running p2p stack: host, gossip and sync of one node."""
 
     def __init__(self, host: P2PHost, gossip: Gossip, sync: Sync,
-                 counters: P2PCounters) -> None:
+                 counters: P2PCounters, scores: PeerScores | None = None) -> None:
         self.host = host
         self.gossip = gossip
         self.sync = sync
         self.counters = counters
+        self.scores = scores if scores is not None else sync.scores
+
+    def sync_health(self) -> list[PeerSyncHealth]:
+        """Per peer (connected, recently synced or banned), sorted by peer id: records
+        the last sync brought (``records_behind``), ``last_ok`` (unix time),
+        ``last_error`` (+ ``last_error_at``) since the last success, and for banned
+        peers ``banned_for_s`` and ``ban_reason``. ``.to_json()`` gives a dict."""
+        now = trio.current_time()
+        return self.sync.health.snapshot(self.peers(), self.host.bans.entries(now))
+
+    def penalize(self, peer: str, layer: str, reason: str) -> bool:
+        """Charge ``peer`` one invalid message of ``layer`` (e.g. bitswap); True if banned."""
+        if peer == self.peer_id:
+            return False
+        self.counters.count_fault(layer, reason)
+        if self.scores.invalid(peer, trio.current_time(), f"{layer}: {reason}"):
+            self.host.ban(peer, self.scores.ban_seconds, reason=f"{layer}: {reason}")
+            return True
+        return False
 
     @property
     def peer_id(self) -> str:
@@ -89,11 +111,13 @@ async def serve_p2p(key: SigningKey, genesis: Genesis, config: Config, store: St
     bans = BanList()
     scores = PeerScores(config.gossip.invalid_threshold, bans)
     async with open_host(key, config.p2p, bans) as host, trio.open_nursery() as nursery:
+        host.on_ban = lambda peer, reason: counters.count_ban(reason)
         gossip = await nursery.start(serve_gossip,
                                      Gossip(host, genesis, config.gossip, on_records,
                                             counters, scores, known=store.has))
+        health = SyncHealth(counters.p2p_metrics)
         sync = await nursery.start(Sync(host, genesis, config.sync, store, on_records,
-                                        counters, scores).serve)
+                                        counters, scores, health).serve)
 
         def on_conn(ev: ConnEvent) -> None:
             counters.set_peers(len(host.connected_peers()))
@@ -101,4 +125,4 @@ async def serve_p2p(key: SigningKey, genesis: Genesis, config: Config, store: St
         host.add_listener(on_conn)
         await nursery.start(serve_bootstrap, host, config.p2p)
         log.info("p2p: node %s up on %s", host.peer_id, ", ".join(host.listen_addrs()))
-        task_status.started(P2PNode(host, gossip, sync, counters))
+        task_status.started(P2PNode(host, gossip, sync, counters, scores))

@@ -32,6 +32,7 @@ from node.core.config import SyncConfig
 from node.errors import NodeError
 from node.p2p import frames as fr
 from node.p2p.gossip import OnRecords
+from node.p2p.health import SyncHealth
 from node.p2p.host import ConnEvent, P2PHost
 from node.p2p.peers import P2PCounters, PeerScores
 from node.store.db import Store
@@ -68,8 +69,10 @@ class Sync:
     """The sync protocol of one node: server handler, client and scheduler."""
 
     def __init__(self, host: P2PHost, genesis: Genesis, config: SyncConfig, store: Store,
-                 on_records: OnRecords, counters: P2PCounters, scores: PeerScores) -> None:
+                 on_records: OnRecords, counters: P2PCounters, scores: PeerScores,
+                 health: SyncHealth | None = None) -> None:
         self.host = host
+        self.health = health if health is not None else SyncHealth()
         self.config = config
         self.store = store
         self.on_records = on_records
@@ -142,7 +145,7 @@ class Sync:
         except fr.NetworkMismatchError as exc:
             log.warning("sync: disconnecting %s: %s", peer, exc)
             self.counters.count_rejected(type(exc).__name__)
-            self.host.ban(peer, WRONG_NETWORK_BAN_S)
+            self.host.ban(peer, WRONG_NETWORK_BAN_S, reason=f"sync: {exc}")
         except fr.FrameError as exc:
             self._penalize(peer, exc)
         except (SyncError, trio.TooSlowError) as exc:
@@ -199,7 +202,12 @@ class Sync:
                 with trio.fail_after(self._session_s):
                     n = await self._pull(peer)
             except trio.TooSlowError:
+                self.health.error(peer, f"session took over {self._session_s:.0f}s")
                 raise SyncError(f"sync with {peer} took over {self._session_s:.0f}s") from None
+            except (SyncError, fr.FrameError) as exc:
+                self.health.error(peer, str(exc))
+                raise
+        self.health.ok(peer, n)
         self.counters.syncs += 1
         self.counters.count_sync(n)
         return n
@@ -253,8 +261,8 @@ class Sync:
         reason = type(exc).__name__
         self.counters.count_rejected(reason)
         log.warning("sync: invalid data from %s (%s): %s", peer, reason, exc)
-        if self.scores.invalid(peer, trio.current_time()):
-            self.host.ban(peer, self.scores.ban_seconds)
+        if self.scores.invalid(peer, trio.current_time(), f"sync: {reason}"):
+            self.host.ban(peer, self.scores.ban_seconds, reason=f"sync: {reason}")
 
     # ------------------------------------------------------------ scheduling
     def request_sync_nowait(self, peer: str | None = None) -> None:
@@ -288,6 +296,7 @@ class Sync:
         if ev.connected:
             self.request_sync_nowait(ev.peer)
         else:
+            self.health.forget(ev.peer)
             lock = self._locks.get(ev.peer)
             if lock is not None and not lock.locked():
                 del self._locks[ev.peer]
