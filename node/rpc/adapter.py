@@ -58,8 +58,10 @@ def _pid(key: bytes) -> str:
 def _cursor(cursor: str | None) -> int:
     if cursor is None:
         return 0
-    if not cursor.isdigit():
-        raise InvalidParamsError("cursor", "not a cursor returned by this node")
+    # str.isdigit() accepts "²" and other non-ASCII digits; a 400-digit offset
+    # overflows SQLite's integer. Both are bad params, not internal errors.
+    if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
+        raise InvalidParamsError("cursor", f"not a cursor returned by this node: {cursor[:40]!r}")
     return int(cursor)
 
 
