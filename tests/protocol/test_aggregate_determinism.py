@@ -30,10 +30,8 @@ from protocol.aggregate import propose
 from protocol.records import Task
 
 ROOT = Path(__file__).resolve().parents[2]
-CROWD = ROOT.parent / "shared" / "data" / "crowd"
+CROWD = ROOT / "tests" / "data" / "crowd"
 Ann = tuple[bytes, bytes, str]
-
-needs_crowd = pytest.mark.skipif(not CROWD.is_dir(), reason="no crowd data beside the repo")
 
 
 def crowd_task(name: str, rule: str, limit: int | None = None) -> tuple[Task, list[Ann]]:
@@ -72,7 +70,6 @@ def weights_of(anns: list[Ann]) -> dict[bytes, int]:
     return {a: 1 + a[0] % 5 for a in authors[::2]}
 
 
-@needs_crowd
 def test_fresh_interpreters_with_other_hash_seeds_agree() -> None:
     want = []
     for rule in ("majority", "dawid-skene"):
@@ -86,7 +83,6 @@ def test_fresh_interpreters_with_other_hash_seeds_agree() -> None:
         assert out == want, f"PYTHONHASHSEED={seed}"
 
 
-@needs_crowd
 @pytest.mark.parametrize("rule", ["majority", "dawid-skene"])
 def test_propose_ignores_order_and_repeats_exactly(rule: str) -> None:
     task, anns = crowd_task("s4_Dog_data", rule, limit=300)
