@@ -9,7 +9,7 @@ import pytest
 from node.cli.aggregate_csv import CsvAggregateError, aggregate
 from node.errors import NodeError
 
-CROWD = Path(__file__).resolve().parents[3] / "shared" / "data" / "crowd"
+CROWD = Path(__file__).resolve().parents[1] / "data" / "crowd"
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -24,15 +24,12 @@ from node.cli.aggregate_csv import aggregate
 from protocol.dawid_skene import dawid_skene
 from protocol.records import EXPIRED
 
-DUCK = Path(__file__).resolve().parents[3] / "shared" / "data" / "crowd" / \
-    "d_Duck_Identification" / "answer.csv"
+DUCK = Path(__file__).resolve().parents[1] / "data" / "crowd" / "d_Duck_Identification" / \
+    "answer.csv"
 ITEMS = 30
 BUDGET_S = 80.0  # the replay; cluster start adds a few seconds, the whole test stays < 90 s
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not DUCK.exists(), reason="no crowd data beside the repository"),
-]
+pytestmark = pytest.mark.slow
 
 
 def test_dawid_skene_network_equals_offline(cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ from protocol.aggregate import majority, propose
 from protocol.dawid_skene import dawid_skene
 from protocol.records import EXPIRED, Task
 
-CROWD = Path(__file__).resolve().parents[3] / "shared" / "data" / "crowd"
+CROWD = Path(__file__).resolve().parents[1] / "data" / "crowd"
 Ann = tuple[bytes, bytes, str]
 
 

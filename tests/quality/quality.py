@@ -4,7 +4,7 @@ Run from the repository root::
 
     .venv/bin/python -m tests.quality.quality [DATA_DIR] [--network] [--sets A,B] [--items N]
 
-``DATA_DIR`` defaults to ``<repo>/../shared/data/crowd``.
+``DATA_DIR`` defaults to ``tests/data/crowd``.
 
 Offline (always): for each data set it prints answers, items, workers,
 classes, the accuracy against gold of ``majority`` and ``dawid-skene`` (the
@@ -62,7 +62,7 @@ from tests.quality.network import (
     replay,
 )
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "crowd"
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / "data" / "crowd"
 SETS = (
     "d_Duck_Identification", "d_jn_product", "d_sentiment", "s4_Dog_data",
     "s4_Face_Sentiment_Identification",
@@ -252,7 +252,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.quality.quality",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("data", nargs="?", type=Path, default=DEFAULT_DATA,
-                        help="folder of crowd data sets (default ../shared/data/crowd)")
+                        help="folder of crowd data sets (default tests/data/crowd)")
     parser.add_argument("--network", action="store_true",
                         help="also replay --sets through a 4-validator testnet")
     parser.add_argument("--sets", default=",".join(NETWORK_SETS),
