@@ -38,6 +38,11 @@ CLI = [sys.executable, "-m", "node.cli"]
 N = 4
 
 
+def truth(k: int) -> str:
+    """Item k's true label: two of its three annotations say it, under any dissent."""
+    return "abc"[k % 3]
+
+
 def labelled(nid: bytes, task: str, items: list[str], keys: list[SigningKey]
              ) -> list[tuple[str, list[bytes]]]:
     """Per item, its three annotations: annotators k, k+1, k+2 (mod len(keys)); the
@@ -46,12 +51,11 @@ def labelled(nid: bytes, task: str, items: list[str], keys: list[SigningKey]
     t = cid_from_str(task)
     out = []
     for k, item in enumerate(items):
-        truth = "abc"[k % 3]
         recs = []
         for r in range(3):
             j = (k + r) % len(keys)
             seqs[j] += 1
-            label = "abc"[(k + 1) % 3] if r == 2 and k % 5 == 0 else truth
+            label = "abc"[(k + 1) % 3] if r == 2 and k % 5 == 0 else truth(k)
             recs.append(sign_record(nid, keys[j], seqs[j],
                                     Annotation(t, cid_from_str(item), label)).data)
         out.append((item, recs))
@@ -83,11 +87,15 @@ def certificates(c: Cluster, i: int, task: str, items: list[str]) -> dict[str, s
 def wait_same_outcome(c: Cluster, task: str, items: list[str], timeout: float
                       ) -> dict[str, str]:
     """Every node: all items final, byte-identical certificates, one final tally root,
-    one ledger root. Returns the certificates (base64) by item."""
+    one ledger root; and every item's final value is its true label (majority of 3,
+    at most one dissent). Returns the certificates (base64) by item."""
     c.wait(lambda: all(c.status(i)["final_items"] == len(items) for i in range(N)), timeout,
            "every item final on every node", interval=0.5)
     values = [final_values(c, i, task, items) for i in range(N)]
     assert all(v == values[0] for v in values), "nodes finalized different values"
+    expected = {it: truth(k) for k, it in enumerate(items)}
+    wrong = {it: (v, expected[it]) for it, v in values[0].items() if v != expected[it]}
+    assert not wrong, f"{len(wrong)} items final with a wrong label (got, truth): {wrong}"
     # late precommits are merged into certificates: wait until all nodes hold the same
     certs: list[dict[str, str]] = []
 
