@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,9 @@ from node.rpc.routes import ROUTES, call_method
 log = logging.getLogger("annot.rpc")
 
 MAX_BATCH = 1000
+MAX_DEPTH = 64  # JSON nesting; every method's params fit in a handful of levels
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(rb"[\[\]{}]")
 
 _NO_ID = object()
 
@@ -42,14 +46,34 @@ def error_response(error: RPCError, id_: Any = None) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": id_, "error": error.to_json()}
 
 
+def json_depth(body: bytes) -> int:
+    """How deep ``[``/``{`` nest in ``body`` (outside strings); linear, no recursion."""
+    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+        return 0  # cannot be deeper than the limit: skip the scan
+    depth = deepest = 0
+    for m in _BRACKETS.finditer(_STRINGS.sub(b"", body)):
+        if m.group() in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
 def decode_body(body: bytes) -> Any:
     """Parse JSON, or raise :class:`ParseError` saying where it broke."""
+    deepest = json_depth(body)
+    if deepest > MAX_DEPTH:
+        raise ParseError(f"parse error: JSON nested {deepest} levels deep; "
+                         f"the limit is {MAX_DEPTH}")
     try:
         return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
         raise ParseError(f"parse error: body is not UTF-8 ({exc.reason})") from None
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
         raise ParseError(f"parse error: {exc}") from None
+    except RecursionError:  # a nesting the scan missed (it never should)
+        raise ParseError(f"parse error: JSON nested too deep (limit {MAX_DEPTH})") from None
 
 
 async def _run_one(

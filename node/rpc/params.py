@@ -124,9 +124,12 @@ def list_of(item: Check, max_len: int, min_len: int = 0, unique: bool = False) -
                 name, f"expected array of {min_len}..{max_len} entries, got {len(value)}"
             )
         out = tuple(item(f"{name}[{i}]", v) for i, v in enumerate(value))
-        if unique and len(set(out)) != len(out):
-            dup = next(v for i, v in enumerate(out) if v in out[:i])
-            raise InvalidParamsError(name, f"duplicate entry {show(dup)}")
+        if unique:  # one pass over a set: linear, whatever the list's length
+            seen: set[Any] = set()
+            for i, v in enumerate(out):
+                if v in seen:
+                    raise InvalidParamsError(name, f"duplicate entry {show(v)} at [{i}]")
+                seen.add(v)
         return out
 
     return check

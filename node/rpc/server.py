@@ -11,6 +11,12 @@ Endpoints:
                    the counters carry no secrets, and the server only listens
                    beyond loopback when ``rpc.allow_remote`` says so.
 
+Every request must name this server in its ``Host`` header: an IP literal,
+``localhost``, or the configured ``rpc.host``. Any other name gets HTTP 403,
+so a web page whose DNS name was rebound to 127.0.0.1 cannot read
+``/metrics`` (or anything else) from a browser. A request that fails inside
+the server gets HTTP 500 with a JSON-RPC internal error, never an empty body.
+
 :func:`serve_rpc` writes a fresh token to ``<home>/rpc.token`` and the URL to
 ``<home>/rpc.url`` (both mode 0600) once it is listening, like bitcoind's
 cookie, and removes them when it stops.
@@ -19,6 +25,7 @@ cookie, and removes them when it stops.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import os
 import secrets
@@ -33,7 +40,7 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 
-from node.rpc.api import NodeAPI, RequestTooLargeError, UnauthorizedError
+from node.rpc.api import InternalError, NodeAPI, RequestTooLargeError, UnauthorizedError
 from node.rpc.config import TOKEN_FILE, URL_FILE, RPCConfig, is_loopback_host
 from node.rpc.jsonrpc import encode_json, error_response, handle_body
 
@@ -51,6 +58,30 @@ DRAIN_FACTOR = 16  # how much of an oversized body is read and dropped before th
 OnCall = Callable[[str], None]
 
 
+def host_allowed(header: bytes, names: frozenset[str]) -> bool:
+    """Whether a ``Host`` header names this server: an IP literal, or one of ``names``."""
+    try:
+        text = header.decode("ascii").strip().lower()
+    except UnicodeDecodeError:
+        return False
+    if text.startswith("["):  # [v6]:port
+        host = text[1:text.find("]")] if "]" in text else ""
+    else:
+        host = text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+    if not host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+        return True  # an address cannot be rebound to another one
+    except ValueError:
+        return host.rstrip(".") in names
+
+
+def allowed_host_names(config_host: str) -> frozenset[str]:
+    """``localhost`` and the configured host, lower case, without brackets."""
+    return frozenset({"localhost", config_host.strip("[]").lower()})
+
+
 class RPCApp:
     """The ASGI application. ``on_call(method)`` is told of every call (for metrics)."""
 
@@ -61,7 +92,9 @@ class RPCApp:
         max_request_bytes: int,
         metrics_text: Callable[[], bytes],
         on_call: OnCall | None = None,
+        host_names: frozenset[str] = frozenset({"localhost"}),
     ) -> None:
+        self._host_names = host_names
         self._api = api
         self._token = token.encode("ascii")
         self._max = max_request_bytes
@@ -76,8 +109,28 @@ class RPCApp:
             return
         if scope["type"] != "http":
             return  # no websockets: hypercorn closes the connection
+        try:
+            await self._http(scope, receive, send)
+        except Exception as exc:
+            log.exception("rpc: request %s %s failed", scope.get("method"), scope.get("path"))
+            error = InternalError(f"internal error ({type(exc).__name__}): {exc}")
+            try:
+                await _send(send, 500, encode_json(error_response(error)))
+            except Exception:
+                pass  # the response had started: hypercorn closes the connection
+
+    async def _http(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
         path, method = scope["path"], scope["method"]
         headers = {k.lower(): v for k, v in scope["headers"]}
+        host = headers.get(b"host")
+        if host is not None and not host_allowed(host, self._host_names):
+            shown = host.decode("ascii", "replace")[:100]
+            await _send(send, 403, _problem(
+                f"Host {shown!r} is not this server's name: use an IP address, localhost "
+                "or the configured rpc.host (names are refused to stop DNS rebinding)"))
+            return
         if path == "/rpc":
             if method != "POST":
                 await _send(send, 405, _problem("use POST for /rpc"), headers=[(b"allow", b"POST")])
@@ -266,7 +319,8 @@ async def serve_rpc(
             "put TLS or a firewall in front of it", config.host,
         )
     token = secrets.token_urlsafe(32)
-    app = RPCApp(api, token, config.max_request_bytes, metrics_text, on_call)
+    app = RPCApp(api, token, config.max_request_bytes, metrics_text, on_call,
+                 allowed_host_names(config.host))
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     sock = _listen(config)
     bound_host, port = sock.getsockname()[:2]
