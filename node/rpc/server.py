@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 import trio
 from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
-from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
 
 from node.rpc.api import InternalError, NodeAPI, RequestTooLargeError, UnauthorizedError
 from node.rpc.config import TOKEN_FILE, URL_FILE, RPCConfig, is_loopback_host
@@ -120,7 +120,7 @@ class RPCApp:
                 pass  # the response had started: hypercorn closes the connection
 
     async def _http(
-        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+        self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
         path, method = scope["path"], scope["method"]
         headers = {k.lower(): v for k, v in scope["headers"]}
