@@ -15,6 +15,10 @@ encoding, and so :func:`ledger_root`, identical too.
 Reputation is an integer in basis points, Laplace smoothed:
 ``max(1, (agreed + 1) * 10_000 // (agreed + disagreed + 2))`` — 5,000 for a
 newcomer, always in 1..9,999, so it is a valid (positive) aggregation weight.
+Gold answers (:mod:`protocol.gold`) are ground truth, agreement only a proxy
+that a colluding majority can earn: an account with any scored gold answers
+has the same smoothing over its gold answers instead,
+``max(1, (gold_correct + 1) * 10_000 // (gold_total + 2))``.
 :func:`reputation_weights` derives weights for a task only from the final
 tallies that task names in ``weights_from``, never from whatever else a node
 has finalized locally, so every validator uses the same weights.
@@ -35,8 +39,11 @@ LEDGER_TAG = b"annot/v1/ledger\x00"
 NEUTRAL_REPUTATION = BPS // 2
 
 
-def reputation(agreed: int, disagreed: int) -> int:
-    """Laplace-smoothed agreement rate in basis points, floored at 1 (1..9,999)."""
+def reputation(agreed: int, disagreed: int, gold_correct: int = 0, gold_total: int = 0) -> int:
+    """Laplace-smoothed gold accuracy if there are gold answers, else agreement
+    rate, in basis points, floored at 1 (1..9,999)."""
+    if gold_total:
+        return max(1, (gold_correct + 1) * BPS // (gold_total + 2))
     return max(1, (agreed + 1) * BPS // (agreed + disagreed + 2))
 
 
@@ -49,6 +56,8 @@ class Account:
     paid: int = 0
     agreed: int = 0
     disagreed: int = 0
+    gold_correct: int = 0
+    gold_total: int = 0
 
     @property
     def balance(self) -> int:
@@ -56,7 +65,7 @@ class Account:
 
     @property
     def reputation(self) -> int:
-        return reputation(self.agreed, self.disagreed)
+        return reputation(self.agreed, self.disagreed, self.gold_correct, self.gold_total)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,19 +100,24 @@ def apply_tallies(ledger: Ledger, tallies: Iterable[Tally]) -> Ledger:
     if len(set(ids)) != len(ids) or set(ids) & set(ledger.tasks):
         raise TallyError("a task's tally can enter the ledger only once")
     acc: dict[bytes, list[int]] = {
-        a.key: [a.earned, a.paid, a.agreed, a.disagreed] for a in ledger.accounts
+        a.key: [a.earned, a.paid, a.agreed, a.disagreed, a.gold_correct, a.gold_total]
+        for a in ledger.accounts
     }
     for tally in new:
         total = sum(e.amount for e in tally.entries)
         if total != tally.total:
             raise TallyError(f"tally of {tally.task.hex()} pays {total}, not its total "
                              f"{tally.total}")
-        acc.setdefault(tally.requester, [0, 0, 0, 0])[1] += tally.total
+        acc.setdefault(tally.requester, [0] * 6)[1] += tally.total
         for e in tally.entries:
-            row = acc.setdefault(e.account, [0, 0, 0, 0])
+            row = acc.setdefault(e.account, [0] * 6)
             row[0] += e.amount
             row[2] += e.agreed
             row[3] += e.disagreed
+        for g in tally.gold:
+            row = acc.setdefault(g.account, [0] * 6)
+            row[4] += g.correct
+            row[5] += g.total
     accounts = tuple(Account(k, *acc[k]) for k in sorted(acc))
     return Ledger(tuple(sorted((*ledger.tasks, *ids))), accounts)
 
@@ -120,9 +134,12 @@ def build_ledger(tallies: Iterable[Tally]) -> Ledger:
 
 def encode_ledger(ledger: Ledger) -> bytes:
     """Canonical bytes: ``{"accounts": [[key, earned, paid, agreed, disagreed], …],
-    "tasks": [task id, …]}``."""
+    "tasks": [task id, …]}``; an account with gold answers has two more columns,
+    ``gold_correct, gold_total`` (so ledgers without gold encode as before)."""
     return encode_canonical({
-        "accounts": [[a.key, a.earned, a.paid, a.agreed, a.disagreed] for a in ledger.accounts],
+        "accounts": [[a.key, a.earned, a.paid, a.agreed, a.disagreed]
+                     + ([a.gold_correct, a.gold_total] if a.gold_total else [])
+                     for a in ledger.accounts],
         "tasks": list(ledger.tasks),
     })
 
@@ -153,7 +170,8 @@ def reputation_weights(final_tallies: Mapping[bytes, Tally], weights_from: Seque
         if final_tallies[t].task != t:
             raise TallyError(f"tally filed under {t.hex()} is for {final_tallies[t].task.hex()}")
     ledger = build_ledger(final_tallies[t] for t in wanted)
-    weights = {a.key: a.reputation for a in ledger.accounts if a.agreed or a.disagreed}
+    weights = {a.key: a.reputation for a in ledger.accounts
+               if a.agreed or a.disagreed or a.gold_total}
     for author in authors:
         weights.setdefault(author, NEUTRAL_REPUTATION)
     return weights

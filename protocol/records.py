@@ -1,4 +1,4 @@
-"""Signed records: the four kinds, their wire form, sign-bytes and ids.
+"""Signed records: the kinds, their wire form, sign-bytes and ids.
 
 Wire form (canonical msgpack map, keys sorted)::
 
@@ -14,6 +14,7 @@ sha2-256) of its exact bytes, so every record is also an IPFS block.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,11 @@ class Task:
     # distinct files, absent from the encoding when unset; ``items`` is then empty
     items_dir: bytes | None = None
     item_count: int = 0
+    # hidden gold (protocol.gold): sorted salted commitments, absent from the encoding
+    # when empty; min_gold_bps gates rewards; reveal_window (s after close, 0 = default)
+    gold: tuple[bytes, ...] = ()
+    min_gold_bps: int = 0
+    reveal_window: int = 0
 
     KIND = "task"
 
@@ -102,10 +108,56 @@ class TallyVote:
     KIND = "tally_vote"
 
 
-Body = Task | Annotation | Vote | TallyVote
+@dataclass(frozen=True, slots=True)
+class GoldEntry:
+    """One opened gold commitment: the salt, the item and its gold label."""
+
+    salt: bytes
+    item: bytes
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class GoldReveal:
+    """The requester's opening of every gold commitment of a task (after it closes)."""
+
+    task: bytes
+    entries: tuple[GoldEntry, ...]  # sorted by item
+
+    KIND = "gold_reveal"
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutBinding:
+    """An annotator's EVM payout address, with the address key's EIP-191 signature
+    over :func:`protocol.payout.binding_message` (peer id and network id)."""
+
+    address: bytes  # 20 bytes
+    signature: bytes  # 65 bytes r || s || v
+
+    KIND = "payout_binding"
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutVote:
+    """A validator's vote for payout epoch ``epoch``: the Merkle ``root`` of the
+    amounts owed over exactly ``tasks`` (sorted final-tally task ids)."""
+
+    epoch: int
+    tasks: tuple[bytes, ...]
+    root: bytes
+
+    KIND = "payout_vote"
+
+
+Body = Task | Annotation | Vote | TallyVote | GoldReveal | PayoutBinding | PayoutVote
 KINDS: dict[str, type[Body]] = {
     "task": Task, "annotation": Annotation, "vote": Vote, "tally_vote": TallyVote,
+    "gold_reveal": GoldReveal, "payout_binding": PayoutBinding, "payout_vote": PayoutVote,
 }
+GOLD_SALT_LEN = 32
+EVM_ADDRESS_LEN = 20
+EIP191_SIG_LEN = 65
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +189,7 @@ def _cid_list(v: tuple[bytes, ...]) -> list[bytes]:
 
 def body_to_map(body: Body) -> dict[str, Any]:
     if isinstance(body, Task):
-        return {
+        m = {
             "allow": list(body.allow), "close_time": body.close_time,
             "instructions": body.instructions, "items": _cid_list(body.items),
             "labels": list(body.labels), "redundancy": body.redundancy,
@@ -145,6 +197,8 @@ def body_to_map(body: Body) -> dict[str, Any]:
             "title": body.title, "validator_share_bps": body.validator_share_bps,
             "weights_from": list(body.weights_from), **_items_dir_map(body),
         }
+        _gold_to_map(body, m)
+        return m
     if isinstance(body, Annotation):
         return {"item": body.item, "label": body.label, "task": body.task}
     if isinstance(body, Vote):
@@ -152,7 +206,54 @@ def body_to_map(body: Body) -> dict[str, Any]:
             "entries": [[e.task, e.item, e.value] for e in body.entries],
             "phase": body.phase, "round": body.round,
         }
+    if isinstance(body, GoldReveal):
+        return {"entries": [[e.salt, e.item, e.label] for e in body.entries],
+                "task": body.task}
+    if isinstance(body, PayoutBinding):
+        return {"address": body.address, "signature": body.signature}
+    if isinstance(body, PayoutVote):
+        return {"epoch": body.epoch, "root": body.root, "tasks": list(body.tasks)}
     return {"root": body.root, "task": body.task}
+
+
+_GOLD_FIELDS = ("gold", "min_gold_bps", "reveal_window")  # optional: absent when unset
+
+
+def _gold_to_map(task: Task, m: dict[str, Any]) -> None:
+    if task.gold:
+        m["gold"] = list(task.gold)
+    if task.min_gold_bps:
+        m["min_gold_bps"] = task.min_gold_bps
+    if task.reveal_window:
+        m["reveal_window"] = task.reveal_window
+
+
+def _gold_from_map(where: str, m: dict[str, Any], n_items: int,
+                   close_time: int) -> dict[str, Any]:
+    """The optional gold fields of a task map, checked; pops them from ``m``."""
+    out: dict[str, Any] = {}
+    if "gold" in m:
+        g = m.pop("gold")
+        if not isinstance(g, list) or not 1 <= len(g) <= n_items:
+            raise FieldTypeError(f"{where}.gold: expected a list of 1..{n_items} commitments "
+                                 f"(one per gold item at most), got {g!r:.80}")
+        gold = tuple(_bytes(f"{where}.gold[]", x, 32) for x in g)
+        if any(a >= b for a, b in itertools.pairwise(gold)):
+            raise FieldTypeError(f"{where}.gold: commitments must be sorted and distinct")
+        if close_time == 0:
+            raise FieldTypeError(f"{where}.gold: a task with gold needs a close_time "
+                                 "(the reveal comes after it)")
+        out["gold"] = gold
+    for name, lo, hi in (("min_gold_bps", 1, 10_000), ("reveal_window", 1, 2**31)):
+        if name in m:
+            v = m.pop(name)
+            if type(v) is not int or not lo <= v <= hi:
+                raise FieldTypeError(f"{where}.{name}: expected integer {lo}..{hi}, got {v!r}")
+            if "gold" not in out:
+                raise FieldTypeError(f"{where}.{name}: only a task with gold commitments "
+                                     "may set it")
+            out[name] = v
+    return out
 
 
 MAX_DIR_ITEMS = 10_000_000
@@ -248,6 +349,14 @@ def body_from_map(kind: str, m: object, max_items: int = 8192) -> Body:
     where = kind
     if kind == "task":
         m, items_dir = _items_dir_from_map(where, m)
+        if isinstance(m, dict) and any(k in m for k in _GOLD_FIELDS):
+            m = dict(m)
+            items_v, close_v = m.get("items"), m.get("close_time")
+            n_items = (len(items_v) if isinstance(items_v, list) and items_v
+                       else int(items_dir.get("item_count", 0)))
+            gold = _gold_from_map(where, m, n_items, close_v if type(close_v) is int else 0)
+        else:
+            gold = {}
         f = _Fields(where, m, ("allow", "close_time", "instructions", "items", "labels",
                                "redundancy", "reward_per_item", "rule", "title",
                                "validator_share_bps", "weights_from"))
@@ -277,6 +386,7 @@ def body_from_map(kind: str, m: object, max_items: int = 8192) -> Body:
             **items_dir,
             weights_from=tuple(_cid(f"{where}.weights_from[]", x)
                                for x in f.get_list("weights_from", 64)),
+            **gold,
         )
     if kind == "annotation":
         f = _Fields(where, m, ("item", "label", "task"))
@@ -299,6 +409,31 @@ def body_from_map(kind: str, m: object, max_items: int = 8192) -> Body:
     if kind == "tally_vote":
         f = _Fields(where, m, ("root", "task"))
         return TallyVote(task=f.get_cid("task"), root=f.get_bytes("root", 32))
+    if kind == "gold_reveal":
+        f = _Fields(where, m, ("entries", "task"))
+        gold_entries = []
+        for e in f.get_list("entries", max_items):
+            if not isinstance(e, list) or len(e) != 3:
+                raise FieldTypeError(f"{where}.entries[]: expected [salt, item, label]")
+            gold_entries.append(GoldEntry(_bytes(f"{where}.entries[].salt", e[0], GOLD_SALT_LEN),
+                                          _cid(f"{where}.entries[].item", e[1]),
+                                          _str(f"{where}.entries[].label", e[2], MAX_LABEL_LEN)))
+        if not gold_entries:
+            raise FieldTypeError(f"{where}.entries: a reveal opens at least one commitment")
+        if any(a.item >= b.item for a, b in itertools.pairwise(gold_entries)):
+            raise FieldTypeError(f"{where}.entries: must be sorted by item, one per item")
+        return GoldReveal(task=f.get_cid("task"), entries=tuple(gold_entries))
+    if kind == "payout_binding":
+        f = _Fields(where, m, ("address", "signature"))
+        return PayoutBinding(address=f.get_bytes("address", EVM_ADDRESS_LEN),
+                             signature=f.get_bytes("signature", EIP191_SIG_LEN))
+    if kind == "payout_vote":
+        f = _Fields(where, m, ("epoch", "root", "tasks"))
+        tasks = tuple(_cid(f"{where}.tasks[]", x) for x in f.get_list("tasks", 1 << 16))
+        if not tasks or any(a >= b for a, b in itertools.pairwise(tasks)):
+            raise FieldTypeError(f"{where}.tasks: need 1+ task ids, sorted and distinct")
+        return PayoutVote(epoch=f.get_int("epoch", 1, 2**31), tasks=tasks,
+                          root=f.get_bytes("root", 32))
     raise UnknownKindError(kind)
 
 
@@ -356,6 +491,7 @@ def decode_record(data: bytes, network_id: bytes, limits: Limits = DEFAULT_LIMIT
         signed = (VERSION_TAG + kind.encode() + b"\x00" + network_id
                   + msgpack.packb([kind, author, seq, m["b"]], use_bin_type=True))
         keys.verify(author, signed, sig)
+        _verify_body(body, author, network_id)
     return Record(kind, author, seq, body, sig, bytes(data), cidlib.cid_bytes(bytes(data)))
 
 
@@ -364,6 +500,15 @@ def verify_record(record: Record, network_id: bytes) -> None:
     keys.verify(record.author,
                 sign_bytes(network_id, record.kind, record.author, record.seq, record.body),
                 record.signature)
+    _verify_body(record.body, record.author, network_id)
+
+
+def _verify_body(body: Body, author: bytes, network_id: bytes) -> None:
+    """Checks a body carries beyond its author's signature: a payout binding's
+    EIP-191 signature from the address key (every node checks it on decode)."""
+    if isinstance(body, PayoutBinding):
+        from protocol.payout import verify_binding  # eth-account loads only when needed
+        verify_binding(body, author, network_id)
 
 
 def encode_roundtrip(m: dict[str, Any]) -> Any:
@@ -376,7 +521,7 @@ def record_id(data: bytes) -> bytes:
 
 
 __all__ = [
-    "EXPIRED", "PRECOMMIT", "PREVOTE", "Annotation", "Body", "DecodeError", "Record",
-    "TallyVote", "Task", "Vote", "VoteEntry", "decode_record", "sign_bytes", "sign_record",
-    "verify_record",
+    "EXPIRED", "PRECOMMIT", "PREVOTE", "Annotation", "Body", "DecodeError", "GoldEntry",
+    "GoldReveal", "PayoutBinding", "PayoutVote", "Record", "TallyVote", "Task", "Vote",
+    "VoteEntry", "decode_record", "sign_bytes", "sign_record", "verify_record",
 ]

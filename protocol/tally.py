@@ -14,12 +14,20 @@ tally's ``total``), which the requester pays. Agreement counts: on a non-
 EXPIRED item an annotator *agreed* if its label equals the final value, else
 *disagreed*; annotations on EXPIRED items count neither way.
 
+Hidden gold (:mod:`protocol.gold`): when the task's gold reveal is checked,
+``compute_tally`` takes the gold answers, scores every annotator on the gold
+items (``gold``: sorted ``[account, correct, total]``) and, if the task sets
+``min_gold_bps``, an annotator whose gold accuracy is below it is not paid: its
+share of each item it won goes back to the requester (agreement counts stay).
+
 Entries are sorted by account key; accounts whose amount and counts are all
 zero are left out. The tally's canonical encoding is a msgpack map
 ``{"entries": [[account, amount, agreed, disagreed], …], "requester", "task",
-"total"}`` and its root is ``sha256(TALLY_TAG + encoding)``; validators sign
-tally votes over that root, so every validator must pass the same ``finals``
-(in particular the same certificate validator sets) to get the same root.
+"total"}``, plus ``"gold": [[account, correct, total], …]`` only when the tally
+scored gold (so tallies without gold encode as before), and its root is
+``sha256(TALLY_TAG + encoding)``; validators sign tally votes over that root,
+so every validator must pass the same ``finals`` (in particular the same
+certificate validator sets) to get the same root.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from typing import Any
 
 from protocol.encoding import Limits, decode_canonical, encode_canonical
 from protocol.errors import FieldTypeError, MissingFieldError, TallyError, UnknownFieldError
+from protocol.gold import GoldScore, gated_out, gold_scores
 from protocol.records import EXPIRED, Task
 
 BPS = 10_000
@@ -61,11 +70,15 @@ class Tally:
     requester: bytes
     total: int
     entries: tuple[TallyEntry, ...]
+    gold: tuple[GoldScore, ...] = ()  # sorted by account; empty when no gold was scored
 
 
 def compute_tally(task: Task, task_id: bytes, requester: bytes, finals: Mapping[bytes, Final],
-                  annotations: Iterable[tuple[bytes, bytes, str]]) -> Tally:
-    """The tally of ``task`` given every item's final value and certificate validators."""
+                  annotations: Iterable[tuple[bytes, bytes, str]],
+                  gold: Mapping[bytes, str] | None = None) -> Tally:
+    """The tally of ``task`` given every item's final value and certificate validators,
+    and the gold answers of its checked reveal (``None``: no gold scored)."""
+    annotations = list(annotations)
     items = set(task.items)
     if set(finals) != items:
         missing = sorted(items - set(finals))
@@ -80,6 +93,8 @@ def compute_tally(task: Task, task_id: bytes, requester: bytes, finals: Mapping[
         if author in seen:
             raise TallyError(f"author {author.hex()} annotated item {item.hex()} twice")
         seen[author] = label
+    scores = gold_scores(gold, annotations) if gold else ()
+    gated = gated_out(task, scores)
     amount: dict[bytes, int] = {requester: 0}
     agreed: dict[bytes, int] = {}
     disagreed: dict[bytes, int] = {}
@@ -103,7 +118,8 @@ def compute_tally(task: Task, task_id: bytes, requester: bytes, finals: Mapping[
         else:
             each = rest // len(winners)
             for a in winners:
-                amount[a] = amount.get(a, 0) + each
+                payee = requester if a in gated else a  # below the gold bar: not paid
+                amount[payee] = amount.get(payee, 0) + each
             amount[requester] += rest - each * len(winners)
         if value != EXPIRED:
             for a, label in labelled.items():
@@ -115,15 +131,18 @@ def compute_tally(task: Task, task_id: bytes, requester: bytes, finals: Mapping[
         for a in accounts
         if amount.get(a, 0) or agreed.get(a, 0) or disagreed.get(a, 0)
     )
-    return Tally(task_id, requester, pot * len(task.items), entries)
+    return Tally(task_id, requester, pot * len(task.items), entries, scores)
 
 
 def encode_tally(tally: Tally) -> bytes:
     """The canonical bytes of ``tally``."""
-    return encode_canonical({
+    m: dict[str, Any] = {
         "entries": [[e.account, e.amount, e.agreed, e.disagreed] for e in tally.entries],
         "requester": tally.requester, "task": tally.task, "total": tally.total,
-    })
+    }
+    if tally.gold:
+        m["gold"] = [[g.account, g.correct, g.total] for g in tally.gold]
+    return encode_canonical(m)
 
 
 def tally_root(tally: Tally) -> bytes:
@@ -150,7 +169,7 @@ def decode_tally(data: bytes) -> Tally:
     if not isinstance(m, dict):
         raise FieldTypeError(f"tally: expected a map, got {type(m).__name__}")
     for k in m:
-        if k not in _FIELDS:
+        if k not in _FIELDS and k != "gold":
             raise UnknownFieldError("tally", k)
     for k in _FIELDS:
         if k not in m:
@@ -172,11 +191,31 @@ def decode_tally(data: bytes) -> Tally:
         if a.account >= b.account:
             raise TallyError("tally entries are not sorted by account, or repeat one")
     tally = Tally(_key("tally.task", m["task"]), _key("tally.requester", m["requester"]),
-                  _int("tally.total", m["total"]), tuple(entries))
+                  _int("tally.total", m["total"]), tuple(entries), _decode_gold(m.get("gold")))
     paid = sum(e.amount for e in entries)
     if paid != tally.total:
         raise TallyError(f"tally amounts sum to {paid}, not the total {tally.total}")
     return tally
+
+
+def _decode_gold(v: object) -> tuple[GoldScore, ...]:
+    if v is None:
+        return ()
+    if not isinstance(v, list) or not v:
+        raise FieldTypeError("tally.gold: expected a non-empty list (absent when no gold)")
+    scores = []
+    for g in v:
+        if not isinstance(g, list) or len(g) != 3:
+            raise FieldTypeError("tally.gold[]: expected [account, correct, total]")
+        s = GoldScore(_key("tally.gold[].account", g[0]), _int("tally.gold[].correct", g[1]),
+                      _int("tally.gold[].total", g[2]))
+        if not 0 <= s.correct <= s.total or s.total == 0:
+            raise TallyError(f"tally gold score of {s.account.hex()}: {s.correct} of "
+                             f"{s.total} gold answers")
+        scores.append(s)
+    if any(a.account >= b.account for a, b in itertools.pairwise(scores)):
+        raise TallyError("tally gold scores are not sorted by account, or repeat one")
+    return tuple(scores)
 
 
 __all__ = [

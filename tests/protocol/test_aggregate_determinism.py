@@ -148,11 +148,8 @@ def test_a_smaller_bloc_on_the_same_wrong_label_is_seen_through(colluders: int) 
         assert ds >= mv and ds > 0.95, (colluders, seed, ds, mv)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known limitation (issue 9): a bloc that is the plurality on most items and always "
-    "answers the same wrong label is indistinguishable, to unsupervised EM, from honest "
-    "workers under a relabelling of the classes; the majority-vote start lands on the "
-    "bloc's side and Dawid-Skene converges to it (accuracy 0.0, majority 0.25)"))
-def test_a_plurality_bloc_on_the_same_wrong_label_beats_dawid_skene() -> None:
-    ds, mv = accuracies(0, 4, permute=True)
-    assert ds >= mv, (ds, mv)
+# A bloc that is the plurality on most items and always answers the same wrong label
+# is indistinguishable, to unsupervised EM, from honest workers under a relabelling of
+# the classes (Dawid-Skene accuracy 0.0, majority 0.25; this was a strict xfail here).
+# Hidden gold items catch it: tests/protocol/test_gold.py::
+# test_gold_items_catch_a_colluding_plurality.
