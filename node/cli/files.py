@@ -30,6 +30,7 @@ from protocol.unixfs import CHUNK_SIZE, FileImporter, read_file
 __all__ = ["AddedTree", "add_csv", "add_files", "add_tree", "cat_file"]
 
 READ_SIZE = 4 * CHUNK_SIZE
+BATCH_TIMEOUT_S = 300.0  # a batch of block.put is many durable writes on a busy disk
 
 
 class CidMismatchError(ValueError):
@@ -71,7 +72,7 @@ def add_tree(home: Path, folder: Path, progress: bool = True) -> AddedTree:
     """Add a folder, recursively, as a UnixFS directory; return what was added."""
 
     async def run() -> AddedTree:
-        async with RPCClient(*read_home(home)) as client:
+        async with RPCClient(*read_home(home), timeout=BATCH_TIMEOUT_S) as client:
             return await import_tree(client, folder, progress)
 
     return trio.run(run)
@@ -81,7 +82,7 @@ def add_csv(home: Path, path: Path, column: str | None, progress: bool = True) -
     """Add one item per CSV row (the column's text, or the row as JSON) as a directory."""
 
     async def run() -> AddedTree:
-        async with RPCClient(*read_home(home)) as client:
+        async with RPCClient(*read_home(home), timeout=BATCH_TIMEOUT_S) as client:
             return await import_csv(client, path, column, progress)
 
     return trio.run(run)

@@ -163,19 +163,20 @@ def add(home: Path, as_json: bool, recursive: bool, files: tuple[Path, ...]) -> 
     folders = [f for f in files if f.is_dir()]
     if folders and not recursive:
         raise click.UsageError(f"{folders[0]} is a folder: add it with -r")
+    rows: list[dict[str, Any]] = []
     for folder in folders:
         tree = add_tree(_home(home), folder, progress=not as_json)
-        if as_json:
-            print_json({"folder": str(folder), "cid": tree.root, "items": tree.items,
-                        "files": [{"path": p, "cid": c} for p, c in tree.files]})
-            continue
-        for path, cid in tree.files:
+        rows.append({"folder": str(folder), "cid": tree.root, "items": tree.items,
+                     "files": [{"path": p, "cid": c} for p, c in tree.files]})
+        for path, cid in [] if as_json else tree.files:
             click.echo(f"added {cid} {folder.name}/{path}")
-        click.echo(f"added {tree.root} {folder.name}")
+        if not as_json:
+            click.echo(f"added {tree.root} {folder.name}")
     added = add_files(_home(home), [f for f in files if not f.is_dir()])
-    rows = [{"file": str(f), "cid": c, "size": f.stat().st_size} for f, c in added]
+    files_rows = [{"file": str(f), "cid": c, "size": f.stat().st_size} for f, c in added]
     if as_json:
-        print_json(rows)
+        print_json(rows + files_rows)
+    rows = files_rows
     for row in [] if as_json else rows:
         click.echo(f"added {row['cid']} {row['file']}")
 
@@ -520,6 +521,44 @@ def aggregate(as_json: bool, rule: str, csv_path: Path) -> None:
         return
     lines = ["item,label", *(f"{i},{v}" for i, v in result)]
     sys.stdout.write("\n".join(lines) + "\n")
+
+
+@cli.command("export")
+@home_option
+@json_option
+@click.argument("task_cid", metavar="TASK")
+@click.option("-o", "--output", "out", required=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for labels.jsonl, labels.csv, answers.csv, the task record, "
+                   "certificates and their vote records.")
+@click.option("--car", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write all of it, with every item, as one CARv1 file "
+                   "(`ipfs dag import` takes it).")
+def export(home: Path, as_json: bool, task_cid: str, out: Path, car: Path | None) -> None:
+    """Export a task's final labels, annotations and certificates."""
+    from node.cli.export import export_task
+
+    def say(message: str) -> None:
+        if not as_json:
+            click.echo(message, err=True)
+
+    _show(export_task(_home(home), task_cid, out, car, say), as_json, print_fields)
+
+
+@cli.command("verify-export")
+@json_option
+@click.argument("folder", metavar="DIR", type=click.Path(exists=True, file_okay=False,
+                                                          path_type=Path))
+@click.option("--genesis", "genesis_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def verify_export(as_json: bool, folder: Path, genesis_path: Path) -> None:
+    """Check an export offline: every certificate, every item, every label."""
+    from node.cli.verify_export import verify_export as check
+
+    result = check(folder, _offline("node.cli.offline").load_genesis(genesis_path))
+    if not as_json:
+        click.echo("export OK")
+    _show(result, as_json, print_fields)
 
 
 def main() -> None:

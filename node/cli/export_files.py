@@ -1,0 +1,115 @@
+"""The CAR files of an export: the items directory alone, or everything as one DAG.
+
+Blocks are fetched from the node with ``block.get`` in JSON-RPC batches. An item's
+whole DAG is fetched (a file over 256 KiB is several blocks), so the CAR is
+complete: ``ipfs dag import`` pins its root only when every block is there.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from node.rpc.client import RPCClient
+from protocol.car import encode_car_block, encode_car_header
+from protocol.cid import DAG_PB, cid_to_str, decode_cid
+from protocol.unixfs import FileImporter, decode_dag_pb
+from protocol.unixfs_dir import DirectoryBuilder, DirectoryWalk
+
+if TYPE_CHECKING:
+    from node.cli.export import Export
+
+BLOCK_BATCH = 200
+EXPORT_FILES = ("task.bin", "labels.jsonl", "labels.csv", "answers.csv", "certificates.jsonl")
+
+
+async def get_blocks(client: RPCClient, cids: list[bytes]) -> dict[bytes, bytes]:
+    """The blocks ``cids`` from the node (each checked against its CID by the caller's
+    decoders; ``block.get`` verifies what it fetches from peers)."""
+    out: dict[bytes, bytes] = {}
+    for i in range(0, len(cids), BLOCK_BATCH):
+        chunk = cids[i:i + BLOCK_BATCH]
+        replies = await client.batch([("block.get", {"cid": cid_to_str(c)}) for c in chunk])
+        for c, reply in zip(chunk, replies, strict=True):
+            out[c] = base64.b64decode(reply.unwrap()["data"])
+    return out
+
+
+async def directory_blocks(client: RPCClient, root: bytes
+                           ) -> tuple[dict[bytes, bytes], list[tuple[str, bytes]]]:
+    """(the directory's own blocks, its files as (path, CID)), fetched over RPC."""
+    walk = DirectoryWalk(root)
+    blocks: dict[bytes, bytes] = {}
+    files: list[tuple[str, bytes]] = []
+    while not walk.done:
+        got = await get_blocks(client, walk.wants())
+        for cid, data in got.items():
+            files += walk.feed(cid, data)
+            blocks[cid] = data
+    return blocks, files
+
+
+async def dag_blocks(client: RPCClient, roots: list[bytes]) -> dict[bytes, bytes]:
+    """Every block of the DAGs under ``roots`` (dag-pb links followed)."""
+    out: dict[bytes, bytes] = {}
+    todo = list(dict.fromkeys(roots))
+    while todo:
+        got = await get_blocks(client, todo)
+        out.update(got)
+        todo = []
+        for cid, data in got.items():
+            if decode_cid(cid)[0] == DAG_PB:
+                todo += [link.cid for link in decode_dag_pb(data)[0] if link.cid not in out]
+        todo = list(dict.fromkeys(todo))
+    return out
+
+
+async def write_items_car(client: RPCClient, items_dir: bytes, path: Path) -> None:
+    """The items directory's own blocks (not the items' content) as a CAR."""
+    blocks, _ = await directory_blocks(client, items_dir)
+    with path.open("wb") as f:
+        f.write(encode_car_header([items_dir]))
+        for cid, data in blocks.items():
+            f.write(encode_car_block(cid, data))
+
+
+async def write_car(client: RPCClient, ex: Export, folder: Path, car: Path,
+                    say: Callable[[str], None]) -> str:
+    """One CAR of the export folder's files, the vote records and every item's DAG,
+    rooted at a UnixFS directory; return the root CID."""
+    builder = DirectoryBuilder()
+    blocks: dict[bytes, bytes] = {}
+    names = [*EXPORT_FILES, *(f"votes/{p.name}" for p in sorted((folder / "votes").iterdir()))]
+    for name in names:
+        importer = FileImporter()
+        blocks.update(importer.update((folder / name).read_bytes()))
+        blocks.update(importer.finish())
+        assert importer.root is not None
+        builder.add_file(name, importer.root, importer.tsize)
+    if ex.task.items_dir is not None:
+        dir_blocks, files = await directory_blocks(client, ex.task.items_dir)
+        blocks.update(dir_blocks)
+        blocks.update(await dag_blocks(client, [c for _, c in files]))
+        links, _ = decode_dag_pb(dir_blocks[ex.task.items_dir])
+        tsize = len(dir_blocks[ex.task.items_dir]) + sum(link.tsize or 0 for link in links)
+        builder.add_file("items", ex.task.items_dir, tsize)
+    else:
+        item_blocks = await dag_blocks(client, list(ex.task.items))
+        blocks.update(item_blocks)
+        for item in ex.task.items:
+            below = item_blocks[item]
+            if decode_cid(item)[0] == DAG_PB:
+                size = len(below) + sum(link.tsize or 0 for link in decode_dag_pb(below)[0])
+            else:
+                size = len(below)
+            builder.add_file(f"items/{cid_to_str(item)}", item, size)
+    root, _, dir_blocks_out = builder.finish()
+    blocks.update(dir_blocks_out)
+    with car.open("wb") as f:
+        f.write(encode_car_header([root]))
+        for cid, data in blocks.items():
+            f.write(encode_car_block(cid, data))
+    say(f"wrote {car}: {len(blocks):,} blocks, root {cid_to_str(root)}")
+    return cid_to_str(root)
