@@ -11,7 +11,7 @@ SEEDS      ?= 10000
 DATA       ?=
 TESTNET    ?= testnet
 
-.PHONY: install js-deps browser webapp-vendor test-deps test lint sim quality bench bench-quick faults testnet testnet-status testnet-stop testnet-clean
+.PHONY: install js-deps browser webapp-vendor test-deps test lint sim quality bench bench-quick bench-readme faults testnet testnet-status testnet-stop testnet-clean
 
 install: $(STAMP)
 
@@ -64,6 +64,10 @@ bench: install
 
 bench-quick: install
 	$(BIN)/python -m tests.bench.run --quick
+
+# README's benchmark table (between its bench-table markers) from tests/bench/results.json
+bench-readme: install
+	$(BIN)/python -m tests.bench.run --readme
 
 faults: install
 	$(BIN)/python -m tests.faults.run

@@ -203,7 +203,8 @@ def run(root: Path, quick: bool = False) -> list[Figure]:
     return [
         Figure("gossip", "records/s delivered to all 4 (max rate)", fast["rate_to_all"],
                "rec/s", bare_fast["rate_to_all"], "bare gossipsub msg/s",
-               ">= 5,000 rec/s", fast["rate_to_all"] >= 5000,
+               ">= 5,000 rec/s",  # met only when every record reached every node
+               fast["rate_to_all"] >= 5000 and fast["to_all"] == fast["sent"],
                {"node": fast, "bare": bare_fast}),
         Figure("gossip", "p50 write->all at 1,000/s", None if p50 is None else p50 * ms, "ms",
                None if bare_lat["p50_s"] is None else bare_lat["p50_s"] * ms,
