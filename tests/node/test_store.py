@@ -378,21 +378,51 @@ def test_read_only_open_of_a_missing_store_is_a_store_error(tmp_path: Path) -> N
         open_store(tmp_path / "missing.db", readonly=True)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file modes")
+READ_ONLY_CHILD = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+from node.errors import ReadOnlyStoreError, StoreError
+from node.store.db import open_store
+from protocol.cid import cid_bytes
+from protocol.keys import Signer, SigningKey
+from protocol.records import Annotation, sign_record
+record = sign_record(bytes.fromhex(sys.argv[3]), Signer(SigningKey(bytes(range(32)))), 1,
+                     Annotation(task=cid_bytes(b"task"), item=cid_bytes(b"item"), label="cat"))
+try:
+    s = open_store(sys.argv[2])
+except StoreError as exc:
+    print("open refused:", type(exc).__name__, exc)
+    sys.exit(0)
+try:
+    s.save_records([record])
+    print("saved")
+except ReadOnlyStoreError as exc:
+    print("save refused: ReadOnlyStoreError", exc)
+finally:
+    s.close()
+"""
+
+# As root, file modes bind a process only without CAP_DAC_OVERRIDE (and its read
+# twin and CAP_FOWNER, which would let it chmod back): the check then runs in a child
+# that keeps uid 0 but has those capabilities dropped from its bounding set (setpriv),
+# so it obeys modes like any user. Switching to an unprivileged uid is not possible
+# here: the venv's interpreter lives under /root (mode 0700). Not root: a plain child.
+DROP_DAC = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--"]
+
+
 def test_read_only_file_refuses_saves(tmp_path: Path) -> None:
     s = open_store(tmp_path / "s.db")
     s.close()
     for p in tmp_path.iterdir():
         p.chmod(0o444)
-    try:
-        s = open_store(tmp_path / "s.db")
-    except StoreError:
-        return
-    try:
-        with pytest.raises(ReadOnlyStoreError):
-            s.save_records([ann(ALICE, 1)])
-    finally:
-        s.close()
+    prefix = DROP_DAC if os.geteuid() == 0 else []
+    out = subprocess.run([*prefix, sys.executable, "-c", READ_ONLY_CHILD, str(ROOT),
+                          str(tmp_path / "s.db"), NET.hex()],
+                         capture_output=True, text=True, timeout=60)
+    print(f"read-only store file ({'root without DAC override' if prefix else 'user'}): "
+          f"{out.stdout.strip()}")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("save refused: ReadOnlyStoreError"), out.stdout + out.stderr
 
 
 # ------------------------------------------------------------------ other writes
