@@ -323,8 +323,34 @@ def task_list(home: Path, as_json: bool, cursor: str | None, limit: int) -> None
 @json_option
 @click.argument("task_cid", metavar="TASK")
 def task_show(home: Path, as_json: bool, task_cid: str) -> None:
-    """Show one task."""
-    _show(_rpc(home, "task.get", task=task_cid), as_json, print_fields)
+    """Show one task, and its first items with their paths."""
+    result = _rpc(home, "task.get", task=task_cid)
+    page = _rpc(home, "task.items", task=task_cid, limit=20)
+
+    def human(r: dict[str, Any]) -> None:
+        print_fields(r, skip=("items",))
+        click.echo("")
+        print_table(page["items"], [("PATH", field("path")), ("ITEM", field("item"))])
+        more = int(r.get("item_count") or 0) - len(page["items"])
+        if more > 0:
+            click.echo(f"(and {more:,} more: annot task items {task_cid})")
+
+    _show(result, as_json, human)
+
+
+@task.command("items")
+@home_option
+@json_option
+@click.option("--cursor", help="Continue from a previous page.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.argument("task_cid", metavar="TASK")
+def task_items(home: Path, as_json: bool, cursor: str | None, limit: int,
+               task_cid: str) -> None:
+    """List a task's items with their paths (a folder task's names, in path order)."""
+    result = _rpc(home, "task.items", task=task_cid, cursor=cursor, limit=limit)
+    columns = [("PATH", field("path")), ("ITEM", field("item"))]
+    _show(result, as_json, lambda r: print_page(r, "items", columns,
+                                                f"annot task items {task_cid}"))
 
 
 @cli.command()

@@ -12,7 +12,9 @@ from fake_rpc_api import ITEM, PEER, PEER2, TASK, FakeNodeAPI, serve_in_thread
 
 from node.cli.main import cli
 from node.rpc.api import TaskSpec
+from protocol.cid import cid_from_str, cid_to_str
 from protocol.unixfs import CHUNK_SIZE
+from protocol.unixfs_dir import walk_files
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +75,11 @@ def test_task_create_from_items_dir(served: tuple[FakeNodeAPI, Path], tmp_path: 
                     "--items-dir", str(tmp_path))
     assert result.exit_code == 0, result.output
     spec = api.tasks[result.stdout.strip()]
-    assert len(spec.items) == 2 and all(c in api.blocks for c in spec.items)
-    big = annot(home, "cat", spec.items[1])
+    assert spec.items == () and spec.item_count == 2 and spec.items_dir in api.blocks
+    assert spec.items_dir is not None
+    files = dict(walk_files(lambda c: api.blocks[cid_to_str(c)], cid_from_str(spec.items_dir)))
+    assert sorted(files) == ["a.txt", "b.bin"]  # a folder task keeps the file names
+    big = annot(home, "cat", cid_to_str(files["b.bin"]))
     assert big.stdout_bytes == (tmp_path / "b.bin").read_bytes()
 
 
