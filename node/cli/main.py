@@ -587,6 +587,11 @@ def verify_export(as_json: bool, folder: Path, genesis_path: Path) -> None:
     _show(result, as_json, print_fields)
 
 
+from node.cli.payout import payout_group  # noqa: E402  (bind, export: issue 16)
+
+cli.add_command(payout_group)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -354,6 +354,22 @@ class Store:
         return [(bytes(t), bytes(r), bytes(d)) for t, r, d in self._db.execute(
             "SELECT task, root, data FROM tallies ORDER BY task")]
 
+    # ------------------------------------------------------------ payout epochs
+    def save_payout_epoch(self, epoch: int, root: bytes, tasks: Iterable[bytes],
+                          data: bytes) -> bool:
+        """Keep certified payout epoch ``epoch`` (its claim file ``data``); the first
+        one saved stays. Return whether it was new."""
+        with self._tx():
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO payout_epochs(epoch, root, tasks, data) VALUES (?,?,?,?)",
+                (epoch, root, _pack_refs(tasks), data))
+        return cur.rowcount > 0
+
+    def payout_epochs(self) -> list[tuple[int, bytes, list[bytes], bytes]]:
+        """Every certified payout epoch here: (epoch, root, tasks, claim file), by epoch."""
+        return [(int(e), bytes(r), _unpack_refs(t), bytes(d)) for e, r, t, d in self._db.execute(
+            "SELECT epoch, root, tasks, data FROM payout_epochs ORDER BY epoch")]
+
     # ------------------------------------------------------------ directory items
     def save_task_items(self, task: bytes, rows: Iterable[tuple[str, bytes]],
                         items: int) -> None:

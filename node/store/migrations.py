@@ -54,6 +54,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX task_items_item ON task_items(task, item);
     """,
+    # 2 -> 3: fork variants are looked up by id (has) and by author (the fork rule, sync)
+    """
+    CREATE INDEX forks_cid ON forks(cid);
+    CREATE INDEX forks_author ON forks(author, seq);
+    """,
+    # 3 -> 4: certified payout epochs (issue 16): the claim file whose root a quorum signed
+    """
+    CREATE TABLE payout_epochs (
+        epoch INTEGER PRIMARY KEY, root BLOB NOT NULL, tasks BLOB NOT NULL, data BLOB NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
