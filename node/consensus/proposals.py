@@ -4,7 +4,13 @@ A proposal is a pure function (:func:`protocol.aggregate.propose`) of the
 task, the annotations in the store, reputation weights from the final tallies
 the task names, and whether the task's close time has passed on this node's
 clock. Annotations that the task does not admit (author outside its allow-list,
-label outside its schema) are ignored the same way on every node.
+label outside its schema) are ignored the same way on every node, and so are all
+annotations of an author who forked (signed two records with one seq): once the
+evidence reaches a node, that author's labels leave its proposals and the tally
+(:meth:`Proposer.admitted`), on every node alike (docs/protocol.md, "Forks").
+
+Memory follows live work: an item gets a proposal (and so consensus state) only
+once it has an annotation; a task's other items cost nothing until then.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from protocol.aggregate import majority, propose
 from protocol.consensus_events import Key, ProposalChanged
 from protocol.errors import ProtocolError
 from protocol.ledger import reputation_weights
-from protocol.records import Task
+from protocol.lifecycle import Lifecycle, lifecycle_of
+from protocol.records import EXPIRED, Task, TaskUpdate
 from protocol.tally import Tally, decode_tally
 
 log = logging.getLogger("annot.proposals")
@@ -35,11 +42,54 @@ class Proposer:
         # (dawid-skene) costs a second or more per call on a large task, and syncs
         # ask for fresh proposals far more often than the annotations change
         self._last: dict[bytes, tuple[_Inputs, dict[bytes, str | None]]] = {}
+        self.forkers: set[bytes] = set(store.forked_authors())
+        # task lifecycles (protocol.lifecycle): close time and requester updates
+        self.life: dict[bytes, Lifecycle] = {}
+        self._updates: dict[bytes, list[tuple[bytes, int, TaskUpdate]]] = {}
+        self._fired: dict[bytes, int] = {}  # task → close time already fired
 
     def add_task(self, tid: bytes, requester: bytes, task: Task) -> None:
         if tid not in self.tasks:
             self.tasks[tid] = (requester, task)
-            self._dirty.update((tid, item) for item in task.items)
+            # only items that already have annotations: the rest wait for theirs
+            # (marking all 4,096 items of a task kept state for every one of them)
+            self._dirty.update((tid, a.item) for a in self.store.annotations(tid))
+            self.life[tid] = lifecycle_of(task, requester, self._updates.get(tid, ()))
+            if self.is_closed(tid):
+                # a closed task proposes EXPIRED for items short of annotations
+                self._dirty.update((tid, item) for item in task.items)
+
+    def is_closed(self, tid: bytes) -> bool:
+        return self.life[tid].is_closed(int(self.clock()))
+
+    def task_updated(self, author: bytes, seq: int, update: TaskUpdate) -> None:
+        """A requester's close/extend/cancel: every item of the task is proposed again."""
+        self._updates.setdefault(update.task, []).append((author, seq, update))
+        entry = self.tasks.get(update.task)
+        if entry is not None:
+            self.life[update.task] = lifecycle_of(entry[1], entry[0], self._updates[update.task])
+            self._dirty.update((update.task, item) for item in entry[1].items)
+
+    def next_close(self) -> tuple[int, bytes] | None:
+        """(close time, task) of the next task a timer must close, if any."""
+        due = [(t, tid) for tid, life in self.life.items()
+               if (t := life.closes_at()) is not None and self._fired.get(tid) != t]
+        return min(due) if due else None
+
+    def close_due(self, tid: bytes, close_time: int) -> None:
+        """The close time of ``tid`` has come: propose again (EXPIRED where short)."""
+        self._fired[tid] = close_time
+        self._dirty.update((tid, item) for item in self.tasks[tid][1].items)
+
+    def author_forked(self, author: bytes) -> bool:
+        """Apply the fork rule to ``author``; True if it is new here (proposals move)."""
+        if author in self.forkers:
+            return False
+        self.forkers.add(author)
+        for tid in self.tasks:
+            self._dirty.update((tid, a.item) for a in self.store.annotations(tid)
+                               if a.author == author)
+        return True
 
     def annotation_added(self, task: bytes, item: bytes) -> None:
         if task in self.tasks:
@@ -55,8 +105,10 @@ class Proposer:
         allow = frozenset(task.allow)
         labels = frozenset(task.labels)
         items = frozenset(task.items)
+        forkers = self.forkers
         return [(a.item, a.author, a.label) for a in self.store.annotations(tid, item)
-                if a.label in labels and a.item in items and (not allow or a.author in allow)]
+                if a.label in labels and a.item in items and (not allow or a.author in allow)
+                and a.author not in forkers]
 
     def _weights(self, task: Task) -> dict[bytes, int] | None:
         if not task.weights_from:
@@ -67,7 +119,9 @@ class Proposer:
     def _compute_items(self, tid: bytes, items: set[bytes]) -> dict[bytes, str | None]:
         """Majority is per item: recompute only the items asked for, not the whole task."""
         _, task = self.tasks[tid]
-        closed = task.close_time > 0 and self.clock() >= task.close_time
+        closed = self.is_closed(tid)
+        if self.life[tid].cancelled:  # cancelled: whatever is not final expires
+            return dict.fromkeys(items, EXPIRED)
         try:
             weights = self._weights(task)
             return {item: majority(self.admitted(tid, item), task.labels, weights,
@@ -79,7 +133,9 @@ class Proposer:
 
     def _compute(self, tid: bytes) -> dict[bytes, str | None]:
         _, task = self.tasks[tid]
-        closed = task.close_time > 0 and self.clock() >= task.close_time
+        closed = self.is_closed(tid)
+        if self.life[tid].cancelled:
+            return dict.fromkeys(task.items, EXPIRED)
         try:
             weights = self._weights(task)
             anns = self.admitted(tid)
@@ -109,6 +165,8 @@ class Proposer:
             for item in items:
                 v = values.get(item)
                 key = (tid, item)
+                if v is None and key not in self._current and not always:
+                    continue  # nothing to say about an item nobody labelled: no state
                 if always or key not in self._current or self._current[key] != v:
                     self._current[key] = v
                     out.append(ProposalChanged(key, v))

@@ -7,6 +7,15 @@ actions: vote batches are signed once per (phase, round), saved (so a restarted
 validator never votes twice differently) and published; timers fire as events;
 item syncs ask the p2p layer to sync. Finalized items get a certificate; a task
 whose items are all final gets a tally (see :mod:`node.consensus.tallies`).
+
+Bounds (issue 13): engine state exists only for items with annotations or votes;
+a received vote counts only within the genesis limits — at most
+``max_vote_entries`` entries, rounds at most ``MAX_ROUNDS_AHEAD`` past the
+item's (or round 0), items of a known task only (votes naming a task not here
+yet wait, at most ``MAX_WAITING_VOTES``, until it comes). A sync never holds up
+a round: proposals are refreshed when the sync is done or after half the
+round's base timeout, whichever comes first, so a dead peer the sync waits on
+cannot slow the quorum that can still talk (a 3|1 split).
 """
 
 from __future__ import annotations
@@ -17,13 +26,14 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from node.consensus.ports import ConsensusPorts
 from node.consensus.proposals import Proposer
-from node.consensus.tallies import TallyKeeper
+from node.consensus.tallies import TallyKeeper, TallyState
 from node.core.config import ConsensusConfig
 from node.errors import StoreError
 from protocol.consensus import Engine
@@ -50,6 +60,7 @@ from protocol.records import (
     Record,
     TallyVote,
     Task,
+    TaskUpdate,
     Vote,
     decode_record,
 )
@@ -62,6 +73,17 @@ log = logging.getLogger("annot.consensus")
 
 PHASES = {PREVOTE: "prevote", PRECOMMIT: "precommit"}
 MAX_ROUNDS_AHEAD = 1000  # rounds take seconds each; honest votes are never this far ahead
+MAX_WAITING_VOTES = 10_000  # vote records kept for tasks not here (or not resolved) yet
+
+
+@dataclass(frozen=True, slots=True)
+class ItemState:
+    """Where one item stands in this node's engine (all None before it starts)."""
+
+    round: int | None
+    phase: str | None  # propose | prevote | precommit
+    proposal: str | None
+    locked: str | None
 
 
 class ConsensusService:
@@ -92,20 +114,26 @@ class ConsensusService:
         self._sync_keys: set[Key] = set()
         self._started: set[Key] = set()
         self._sync_wakeup = trio.Event()
+        self._sync_done: trio.Event | None = None  # set when the running sync ends
+        self._sync_wait_s = genesis.params.round_timeout_ms / 2000
+        self._waiting: dict[bytes, list[Record]] = {}  # task → votes waiting for it
+        self._n_waiting = 0
+        self._item_sets: dict[bytes, frozenset[bytes]] = {}
+        self._close_wakeup = trio.Event()  # a task or task update may move the next close
 
     def records_nowait(self, records: list[Record]) -> None:
         """New records from ingest (any source); processed in order by :meth:`serve`."""
         self._send.send_nowait(records)
 
     # ------------------------------------------------------------ state for RPC
-    def item_state(self, task: bytes, item: bytes) -> dict[str, Any]:
+    def item_state(self, task: bytes, item: bytes) -> ItemState:
         st = self.engine.status((task, item))
         if st is None:
-            return {"round": None, "phase": None, "proposal": None, "locked": None}
-        return {"round": st.round, "phase": ("propose", "prevote", "precommit")[st.step],
-                "proposal": self.proposer.current((task, item)), "locked": st.locked_value}
+            return ItemState(None, None, None, None)
+        return ItemState(st.round, ("propose", "prevote", "precommit")[st.step],
+                         self.proposer.current((task, item)), st.locked_value)
 
-    def tally_state(self, task: bytes) -> dict[str, Any]:
+    def tally_state(self, task: bytes) -> TallyState:
         return self.tallies.state(task)
 
     # ------------------------------------------------------------ serving
@@ -114,6 +142,7 @@ class ConsensusService:
         self._restore()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._serve_timers)
+            nursery.start_soon(self._serve_closes)
             nursery.start_soon(self._serve_votes)
             nursery.start_soon(self._serve_syncs)
             nursery.start_soon(self.tallies.serve)
@@ -133,7 +162,7 @@ class ConsensusService:
         """Rebuild engine state from the store: tasks, then every vote (ours included)."""
         nid = self.genesis.network_id
         records = [decode_record(d, nid, verify=False)
-                   for kind in ("task", "vote", "tally_vote")
+                   for kind in ("task", "task_update", "vote", "tally_vote")
                    for d in self.store.records_of_kind(kind)]
         self._process(records, restoring=True)
         self._perform(self.proposer.flush())
@@ -143,6 +172,13 @@ class ConsensusService:
         tasks: list[tuple[bytes, Task]] = []
         for r in records:
             body = r.body
+            if r.author not in self.proposer.forkers and not restoring and \
+                    self.store.get_by_seq(r.author, r.seq) not in (None, r.data):
+                # a fork variant (ingest hands those on): the fork rule drops the
+                # author's annotations from every proposal and tally
+                log.warning("fork rule: author %s excluded", r.author.hex()[:16])
+                self.proposer.author_forked(r.author)
+                continue
             if isinstance(body, Task):
                 if body.items_dir is not None and not body.items:
                     # a directory task comes again with its items listed once they are
@@ -150,9 +186,21 @@ class ConsensusService:
                     continue
                 tasks.append((r.cid, body))
                 self.proposer.add_task(r.cid, r.author, body)
+                self._close_wakeup.set()
+                waiting = self._waiting.pop(r.cid, [])
+                if waiting:  # votes that came before their task: now they count
+                    self._n_waiting -= len(waiting)
+                    self._process(waiting, restoring)
             elif isinstance(body, Annotation):
                 self.proposer.annotation_added(body.task, body.item)
             elif isinstance(body, Vote):
+                if len(body.entries) > self.genesis.params.max_vote_entries:
+                    log.info("ignoring vote %s: %d entries", r.cid_str, len(body.entries))
+                    continue
+                missing = self._missing_task(body)
+                if missing is not None:
+                    self._wait_for_task(missing, r)
+                    continue
                 try:
                     events = vote_events(r)
                 except ProtocolError as exc:
@@ -160,8 +208,10 @@ class ConsensusService:
                     continue
                 self.ports.metrics.vote_counted(PHASES[body.phase])
                 for ev in events:
+                    if not self._item_exists(ev.key):
+                        continue  # no state for items that do not exist
                     st = self.engine.status(ev.key)
-                    if st is not None and ev.round > st.round + MAX_ROUNDS_AHEAD:
+                    if ev.round > (st.round if st is not None else 0) + MAX_ROUNDS_AHEAD:
                         # the engine keeps votes of future rounds; bound what a
                         # Byzantine validator can make it hold
                         continue
@@ -172,6 +222,9 @@ class ConsensusService:
                     self._perform(self._handle(ev))
             elif isinstance(body, TallyVote):
                 self.tallies.vote_received(r.author, r.seq, body)
+            elif isinstance(body, TaskUpdate):
+                self.proposer.task_updated(r.author, r.seq, body)
+                self._close_wakeup.set()
         for tid, task in tasks:
             for item in task.items:
                 key = (tid, item)
@@ -182,6 +235,29 @@ class ConsensusService:
                     actions += self.engine.start(key)
             self.tallies.check_complete(tid)
         self._perform(actions)
+
+    def _missing_task(self, vote: Vote) -> bytes | None:
+        for e in vote.entries:
+            if e.task not in self.proposer.tasks:
+                return e.task
+        return None
+
+    def _item_exists(self, key: Key) -> bool:
+        entry = self.proposer.tasks.get(key[0])
+        if entry is None:
+            return False
+        task = entry[1]
+        if task.items_dir is not None and len(task.items) != task.item_count:
+            return self.store.has_task_item(key[0], key[1])
+        return key[1] in self._item_sets.setdefault(key[0], frozenset(task.items))
+
+    def _wait_for_task(self, task: bytes, r: Record) -> None:
+        if self._n_waiting >= MAX_WAITING_VOTES:
+            log.info("dropping vote %s: %d votes already wait for their tasks",
+                     r.cid_str, self._n_waiting)
+            return
+        self._waiting.setdefault(task, []).append(r)
+        self._n_waiting += 1
 
     def _handle(self, ev: Event) -> list[Action]:
         try:
@@ -255,6 +331,20 @@ class ConsensusService:
             with trio.move_on_after(wait):
                 await self._timer_wakeup.wait()
 
+    async def _serve_closes(self) -> None:
+        """Close times fire by themselves (not at the next record): at a task's close
+        time its items are proposed again, EXPIRED where short of annotations."""
+        while True:
+            self._close_wakeup = trio.Event()
+            due = self.proposer.next_close()
+            now = self.proposer.clock()
+            if due is not None and due[0] <= now:
+                self.proposer.close_due(due[1], due[0])
+                self._perform(self.proposer.flush())
+                continue
+            with trio.move_on_after(math.inf if due is None else due[0] - now):
+                await self._close_wakeup.wait()
+
     async def _serve_votes(self) -> None:
         delay = self.config.vote_batch_delay_ms / 1000
         limit = self.genesis.params.max_vote_entries
@@ -275,10 +365,27 @@ class ConsensusService:
                         log.error("vote not cast, the store refuses writes: %s", exc)
 
     async def _serve_syncs(self) -> None:
-        while True:
-            await self._sync_wakeup.wait()
-            self._sync_wakeup = trio.Event()
-            keys, self._sync_keys = self._sync_keys, set()
+        async with trio.open_nursery() as nursery:
+            while True:
+                await self._sync_wakeup.wait()
+                self._sync_wakeup = trio.Event()
+                keys, self._sync_keys = self._sync_keys, set()
+                done = self._sync_done
+                if done is None:  # one sync at a time; later keys share the running one
+                    done = self._sync_done = trio.Event()
+                    nursery.start_soon(self._run_sync, done)
+                nursery.start_soon(self._refresh_after, keys, done)
+
+    async def _run_sync(self, done: trio.Event) -> None:
+        try:
             await self.ports.request_sync()
-            # the engine waits for a fresh proposal after each StartSync
-            self._perform(self.proposer.refresh(keys))
+        finally:
+            self._sync_done = None
+            done.set()
+
+    async def _refresh_after(self, keys: set[Key], done: trio.Event) -> None:
+        # the engine waits for a fresh proposal after each StartSync; a sync held up
+        # by an unreachable peer must not hold the round (it prevotes on the timeout)
+        with trio.move_on_after(self._sync_wait_s):
+            await done.wait()
+        self._perform(self.proposer.refresh(keys))

@@ -3,10 +3,17 @@
 RPC submissions arrive as bytes and are decoded and verified here; gossip and
 sync have already decoded and verified theirs in their validators. Either way
 the record is checked against the network's rules that need no local state
-(votes only from validators), saved in one transaction per batch, and the new
-ones are handed to the subscribers (consensus). A second record with an
-author's seq is a fork: it is stored as evidence and re-gossiped so every node
-learns of it.
+(votes only from validators), then by admission control (:mod:`node.core.admission`:
+a record is stored only if it can matter), saved in one transaction per batch
+(one fsync: group commit), and the new ones are handed to the subscribers
+(consensus). A second record with an author's seq is a fork: one variant per
+author is stored as evidence, re-gossiped, and handed to the subscribers too, so
+consensus applies the fork rule (docs/protocol.md). A client (RPC) that reuses a
+seq the node already holds for its author is refused with the next free seq.
+
+``accept`` reports per record a :class:`Saved` or an admission :class:`Verdict`;
+records that could never be valid are charged to the sending peer through
+``on_invalid(peer, reason)`` (the daemon points it at the p2p peer scores).
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
+from node.core.admission import Admission, AdmissionError, Verdict
+from node.core.lifecycle import TaskRules
 from node.core.metrics import Metrics
 from node.store.db import Saved, Store
 from protocol.errors import NotValidatorError, ProtocolError
@@ -24,6 +33,15 @@ from protocol.records import Record, decode_record
 log = logging.getLogger("annot.ingest")
 
 Subscriber = Callable[[list[Record]], None]
+OnInvalid = Callable[[str, str], None]
+
+
+class SeqReuseError(ProtocolError):
+    """A client submitted a record with a seq this node already holds for its author."""
+
+
+def _no_penalty(peer: str, reason: str) -> None:
+    """The default ``on_invalid``: nobody to charge (offline tools, tests)."""
 
 
 def reason_of(exc: Exception) -> str:
@@ -35,15 +53,20 @@ class Ingest:
     """Validates, saves and announces records."""
 
     def __init__(self, store: Store, genesis: Genesis, metrics: Metrics,
-                 publish: Callable[[bytes], None]) -> None:
+                 publish: Callable[[bytes], None], admission: Admission | None = None
+                 ) -> None:
         self.store = store
         self.genesis = genesis
         self.network_id = genesis.network_id
         self.limits = genesis.params.limits()
         self.metrics = metrics
         self._validators = frozenset(genesis.weights())
+        self.task_rules = TaskRules(store, genesis.network_id)  # close / extend / cancel
         self._subscribers: list[Subscriber] = []
         self.publish = publish  # gossips a saved record's bytes; never blocks
+        self.admission = admission or Admission(store, genesis, metrics.registry)
+        self.on_invalid: OnInvalid = _no_penalty
+        self._last_reason = ""
 
     def subscribe(self, fn: Subscriber) -> None:
         self._subscribers.append(fn)
@@ -52,48 +75,98 @@ class Ingest:
         """Network rules beyond the signature, the same on every node."""
         if record.kind in ("vote", "tally_vote") and record.author not in self._validators:
             raise NotValidatorError(peer_id_from_public_key(record.author))
+        self.task_rules.check_owner(record)
 
     def decode(self, data: bytes) -> Record:
-        """Decode, verify and rule-check one record; raise ``ProtocolError``."""
+        """Decode, verify and rule-check one record; raise ``ProtocolError``. A client's
+        label for a closed task, or update of one, is refused here (on our clock)."""
         record = decode_record(data, self.network_id, self.limits)
         self.check_rules(record)
+        self.task_rules.check_now(record)
         return record
 
-    def submit(self, data: bytes) -> tuple[Record, Saved]:
+    def submit(self, data: bytes) -> tuple[Record, Saved | Verdict]:
         """A record from a client: decode, verify, save, publish. Raises ``ProtocolError``."""
         try:
             record = self.decode(data)
         except ProtocolError as exc:
             self.metrics.records_rejected.labels(reason=reason_of(exc)).inc()
             raise
+        held = self.store.get_by_seq(record.author, record.seq)
+        if held is not None and held != record.data:
+            reuse = SeqReuseError(
+                f"seq {record.seq} of {record.author_id} is already used by another record; "
+                f"the next free seq is {self.store.next_seq(record.author)}")
+            self.metrics.records_rejected.labels(reason=reason_of(reuse)).inc()
+            raise reuse
         saved = self.accept([record], source="rpc")[0]
+        if isinstance(saved, Verdict):
+            if saved is not Verdict.PENDING:
+                raise AdmissionError(saved, self._last_reason)
+            return record, saved
         if saved is not Saved.DUPLICATE:
             self.publish(record.data)
         return record, saved
 
-    def accept(self, records: Sequence[Record], source: str) -> list[Saved]:
-        """Save already-verified records; announce the new ones. Rule breakers are dropped."""
+    def accept(self, records: Sequence[Record], source: str) -> list[Saved | Verdict]:
+        """Save already-verified records that pass admission; announce the new ones.
+
+        Per record: a :class:`Saved`, or the :class:`Verdict` that kept it out. Rule
+        breakers and records that can never be valid are charged to ``source``."""
+        out: list[Saved | Verdict] = []
         ok: list[Record] = []
+        slots: list[int] = []
+        invalid: list[str] = []
         for r in records:
             try:
                 self.check_rules(r)
+                verdict, reason = self.admission.check(r, source)
             except ProtocolError as exc:
                 self.metrics.records_rejected.labels(reason=reason_of(exc)).inc()
                 log.info("rejected record from %s: %s", source, exc)
+                out.append(Verdict.INVALID)
+                invalid.append(reason_of(exc))
                 continue
+            self._last_reason = reason
+            if verdict is not Verdict.ADMIT:
+                out.append(verdict)
+                if verdict is Verdict.INVALID:
+                    self.metrics.records_rejected.labels(reason=reason).inc()
+                    invalid.append(reason)
+                continue
+            slots.append(len(out))
+            out.append(Saved.DUPLICATE)  # replaced below
             ok.append(r)
-        results = self.store.save_records(ok)
-        new: list[Record] = []
-        for r, saved in zip(ok, results, strict=True):
-            if saved is Saved.NEW:
-                new.append(r)
-                self.metrics.records.labels(kind=r.kind).inc()
-            elif saved is Saved.FORK:
-                self._fork(r, source)
-        if new:
-            for fn in self._subscribers:
-                fn(new)
-        return results
+        for reason in invalid[:1]:  # one charge per batch: a peer forwards in batches
+            if source not in ("rpc", "self"):
+                self.on_invalid(source, reason)
+        self._save(ok, slots, out, source)
+        return out
+
+    def _save(self, ok: list[Record], slots: list[int], out: list[Saved | Verdict],
+              source: str) -> None:
+        while ok:
+            results = self.store.save_records(ok)
+            new: list[Record] = []
+            released: list[Record] = []
+            for i, r, saved in zip(slots, ok, results, strict=True):
+                if i >= 0:
+                    out[i] = saved
+                if saved is Saved.NEW:
+                    new.append(r)
+                    self.metrics.records.labels(kind=r.kind).inc()
+                    if r.kind == "task":
+                        released += [p for p, _ in self.admission.release(r.cid)]
+                elif saved is Saved.FORK:
+                    self._fork(r, source)
+                    new.append(r)  # consensus applies the fork rule to its author
+            if new:
+                for fn in self._subscribers:
+                    fn(new)
+            # records that waited for a task just stored: checked again, then saved
+            ok = [r for r in released
+                  if self.admission.check(r, "pool")[0] is Verdict.ADMIT]
+            slots = [-1] * len(ok)
 
     def _fork(self, record: Record, source: str) -> None:
         other = self.store.get_by_seq(record.author, record.seq)

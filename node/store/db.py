@@ -6,8 +6,16 @@ as fork evidence, never dropped or overwritten. The vector clock (author →
 highest contiguous seq) is maintained on write, so "what do you lack" is a
 cheap query. The node's own next seq is committed before a record is signed.
 
-Durability: WAL with ``synchronous=NORMAL`` — a committed transaction survives
-the process being killed (SIGKILL); only an OS crash may lose the last commits.
+Durability: WAL with ``synchronous=FULL`` — every commit is fsynced before it
+returns, so the seq reservation, our own votes and every record acknowledged to
+a client survive power loss, not only a killed process. Ingest saves a batch in
+one transaction, so a batch costs one fsync (group commit). ``durable=False``
+(tests and benchmarks only) keeps the old ``synchronous=NORMAL``.
+
+Forks: at most one conflicting variant per author is kept (``FORK_CAP_PER_AUTHOR``):
+one proof is all the fork rule needs (docs/protocol.md, "Forks"), so a forking
+author cannot grow the store with variants. The variant travels with the
+author's records in sync (:meth:`Store.records_after`).
 """
 
 from __future__ import annotations
@@ -24,6 +32,11 @@ from node.errors import ReadOnlyStoreError, SeqError, StoreError
 from node.store.migrations import migrate
 from protocol.encoding import decode_canonical, encode_canonical
 from protocol.records import Annotation, Record, Task, Vote
+
+FORK_CAP_PER_AUTHOR = 1  # conflicting variants kept per author: one proves the fork
+# SQLite result codes that mean "this disk or file will not take writes now"
+REFUSED_WRITE_CODES = frozenset({sqlite3.SQLITE_READONLY, sqlite3.SQLITE_FULL,
+                                 sqlite3.SQLITE_IOERR})
 
 
 class Saved(Enum):
@@ -73,7 +86,8 @@ def _index_cols(r: Record) -> tuple[bytes | None, bytes | None]:
         return r.cid, None
     if isinstance(b, Vote):
         return None, None
-    return b.task, None
+    task = getattr(b, "task", None)  # tally votes, gold reveals, task updates
+    return (task if isinstance(task, bytes) else None), None
 
 
 class Store:
@@ -122,9 +136,11 @@ class Store:
                               (r.author, r.seq)).fetchone()
             if row is None or row[0] == r.cid:
                 return Saved.DUPLICATE
+            # bounded: one variant per author proves the fork; more only cost disk
             cur.execute(
-                "INSERT OR IGNORE INTO forks(author, seq, cid, data) VALUES (?,?,?,?)",
-                (r.author, r.seq, r.cid, r.data))
+                "INSERT INTO forks(author, seq, cid, data) SELECT ?,?,?,? WHERE"
+                " (SELECT count(*) FROM forks WHERE author=?) < ?",
+                (r.author, r.seq, r.cid, r.data, r.author, FORK_CAP_PER_AUTHOR))
             return Saved.DUPLICATE if cur.rowcount == 0 else Saved.FORK
         b = r.body
         if isinstance(b, Annotation):
@@ -150,13 +166,16 @@ class Store:
                     "ON CONFLICT(author) DO UPDATE SET seq=excluded.seq", (author, have))
 
     def _write_error(self, exc: sqlite3.OperationalError) -> StoreError:
-        text = str(exc)
-        if "readonly" in text or "full" in text or "disk I/O" in text:
-            return ReadOnlyStoreError(f"store {self.path} refuses writes: {text}")
-        return StoreError(f"store {self.path}: {text}")
+        # by SQLite's result code (its primary part: extended codes add high bits)
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF in REFUSED_WRITE_CODES:
+            return ReadOnlyStoreError(f"store {self.path} refuses writes: {exc}")
+        return StoreError(f"store {self.path}: {exc}")
 
     def has(self, cid: bytes) -> bool:
-        return self._db.execute("SELECT 1 FROM records WHERE cid=?", (cid,)).fetchone() is not None
+        """Whether the record ``cid`` is held (as a record or as a fork variant)."""
+        return (self._db.execute("SELECT 1 FROM records WHERE cid=?", (cid,)).fetchone()
+                is not None or self._db.execute("SELECT 1 FROM forks WHERE cid=?",
+                                                (cid,)).fetchone() is not None)
 
     def get(self, cid: bytes) -> bytes | None:
         row = self._db.execute("SELECT data FROM records WHERE cid=?", (cid,)).fetchone()
@@ -197,10 +216,26 @@ class Store:
         return {bytes(a): s for a, s in self._db.execute("SELECT author, seq FROM clock")}
 
     def records_after(self, author: bytes, seq: int, limit: int) -> list[bytes]:
-        """Up to ``limit`` records of ``author`` with seq > ``seq``, in seq order."""
-        return [bytes(d) for (d,) in self._db.execute(
+        """Up to ``limit`` records of ``author`` with seq > ``seq``, in seq order.
+
+        On the last page (fewer than ``limit - 1`` records), the author's fork
+        variant, if we hold one, comes first: fork evidence travels with the
+        author's records even to a peer whose clock is past the forked seq, and
+        the page stays shorter than ``limit`` so a pager stops after it."""
+        rows = [bytes(d) for (d,) in self._db.execute(
             "SELECT data FROM records WHERE author=? AND seq>? ORDER BY seq LIMIT ?",
             (author, seq, limit))]
+        if len(rows) + 1 < limit:
+            fork = self._db.execute("SELECT data FROM forks WHERE author=? ORDER BY rowid"
+                                    " LIMIT 1", (author,)).fetchone()
+            if fork is not None:
+                rows.insert(0, bytes(fork[0]))
+        return rows
+
+    def clock_of(self, author: bytes) -> int:
+        """The highest contiguous seq held of ``author`` (0 if none)."""
+        row = self._db.execute("SELECT seq FROM clock WHERE author=?", (author,)).fetchone()
+        return int(row[0]) if row else 0
 
     # ------------------------------------------------------------ annotations
     def annotations(self, task: bytes, item: bytes | None = None) -> list[StoredAnnotation]:
@@ -272,6 +307,10 @@ class Store:
             "SELECT r.data, f.data FROM forks f JOIN records r"
             " ON r.author=f.author AND r.seq=f.seq ORDER BY f.rowid")
         return [(bytes(a), bytes(b)) for a, b in rows]
+
+    def forked_authors(self) -> set[bytes]:
+        """Authors of whom we hold two different records with one seq (a fork)."""
+        return {bytes(a) for (a,) in self._db.execute("SELECT DISTINCT author FROM forks")}
 
     def save_evidence(self, kind: str, a: bytes, b: bytes) -> bool:
         lo, hi = sorted((a, b))
@@ -416,6 +455,11 @@ class Store:
                                  " WHERE task=? AND item>? ORDER BY item LIMIT ?",
                                  (task, after, limit))]
 
+    def has_task_item(self, task: bytes, item: bytes) -> bool:
+        """Whether a resolved directory task lists ``item`` among its files."""
+        return self._db.execute("SELECT 1 FROM task_items WHERE task=? AND item=? LIMIT 1",
+                                (task, item)).fetchone() is not None
+
     def item_paths(self, task: bytes, item: bytes) -> list[str]:
         """Every path at which ``item`` appears in its task's directory (sorted)."""
         return [str(p) for (p,) in self._db.execute(
@@ -431,8 +475,11 @@ class Store:
         return [] if rows == ["ok"] else rows
 
 
-def open_store(path: Path, readonly: bool = False) -> Store:
-    """Open (creating and migrating if needed) the store at ``path``."""
+def open_store(path: Path, readonly: bool = False, durable: bool = True) -> Store:
+    """Open (creating and migrating if needed) the store at ``path``.
+
+    ``durable`` (the default) fsyncs every commit (``synchronous=FULL``); pass
+    False only where power loss does not matter (benchmarks' comparison figure)."""
     try:
         if readonly:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
@@ -440,7 +487,7 @@ def open_store(path: Path, readonly: bool = False) -> Store:
         else:
             conn = sqlite3.connect(path, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")
         if not readonly:

@@ -80,9 +80,10 @@ def test_fork_is_kept_as_evidence_not_overwriting(store: Store) -> None:
     assert store.save_records([first]) == [Saved.NEW]
     assert store.save_records([second]) == [Saved.FORK]
     assert store.save_records([second]) == [Saved.DUPLICATE]  # the same fork twice
-    assert store.save_records([third, first]) == [Saved.FORK, Saved.DUPLICATE]
+    # one variant proves the fork; further ones are not kept (issue 13, finding 9)
+    assert store.save_records([third, first]) == [Saved.DUPLICATE, Saved.DUPLICATE]
     assert store.get_by_seq(ALICE.public_key, 1) == first.data
-    assert store.forks() == [(first.data, second.data), (first.data, third.data)]
+    assert store.forks() == [(first.data, second.data)]
     assert store.count() == 1
     assert store.clock() == {ALICE.public_key: 1}
     assert [a.label for a in store.annotations(TASK)] == ["cat"]
@@ -450,7 +451,9 @@ from protocol.records import Annotation, sign_record
 path, cycle = Path(sys.argv[2]), int(sys.argv[5])
 seed, net = bytes.fromhex(sys.argv[3]), bytes.fromhex(sys.argv[4])
 rnd = random.Random(cycle)
-store = open_store(path)
+# a SIGKILL needs no fsync (the OS keeps what was written); with one per commit the
+# child rarely commits inside the kill window. Power loss: tests/faults/test_faults_power.py
+store = open_store(path, durable=False)
 signer = Signer(SigningKey(seed))
 task = cid_bytes(b"crash task")
 print("ready", flush=True)
