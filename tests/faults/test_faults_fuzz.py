@@ -16,7 +16,7 @@ import os
 import random
 import tracemalloc
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node.core.home import NodeHome, init_home
-from node.core.local import open_node
+from node.daemon import open_running_node
 from node.errors import NodeError
 from node.p2p.frames import (
     decode_batch,
@@ -333,16 +333,14 @@ def test_decoder_memory_is_bounded() -> None:
 # ------------------------------------------------------------------ the RPC
 
 @pytest.fixture
-def node_rpc(tmp_path: Path) -> Iterator[NodeRPC]:
+async def node_rpc(tmp_path: Path) -> AsyncIterator[NodeRPC]:
+    """The daemon's own parts (store, p2p on loopback, consensus, content), running."""
     gpath = tmp_path / "genesis.json"
     gpath.write_text(GENESIS.to_json())
     init_home(tmp_path / "home", gpath, p2p_port=0, rpc_port=0, key=KEYS[0])
-    node = open_node(NodeHome(tmp_path / "home"))
-    try:
-        node.store.save_records(RECORDS)
-        yield NodeRPC(node)
-    finally:
-        node.close()
+    async with open_running_node(NodeHome(tmp_path / "home")) as running:
+        running.node.store.save_records(RECORDS)
+        yield NodeRPC(running.node, running.p2p, running.consensus, running.content)
 
 
 def rpc_values(rng: random.Random) -> Any:
