@@ -218,18 +218,23 @@ class Store:
     def records_after(self, author: bytes, seq: int, limit: int) -> list[bytes]:
         """Up to ``limit`` records of ``author`` with seq > ``seq``, in seq order.
 
-        On the last page (fewer than ``limit - 1`` records), the author's fork
-        variant, if we hold one, comes first: fork evidence travels with the
-        author's records even to a peer whose clock is past the forked seq, and
-        the page stays shorter than ``limit`` so a pager stops after it."""
+        On the last page (fewer than ``limit - 2`` records), if we hold fork
+        evidence against the author, both variants (the stored record and the
+        conflicting one) come first: fork evidence travels with the author's
+        records even to a peer whose clock is past the forked seq, whichever
+        variant that peer holds; the page stays shorter than ``limit`` so a
+        pager stops after it."""
         rows = [bytes(d) for (d,) in self._db.execute(
             "SELECT data FROM records WHERE author=? AND seq>? ORDER BY seq LIMIT ?",
             (author, seq, limit))]
-        if len(rows) + 1 < limit:
-            fork = self._db.execute("SELECT data FROM forks WHERE author=? ORDER BY rowid"
-                                    " LIMIT 1", (author,)).fetchone()
+        if len(rows) + 2 < limit:
+            fork = self._db.execute(
+                "SELECT r.data, f.data, f.seq FROM forks f JOIN records r"
+                " ON r.author=f.author AND r.seq=f.seq WHERE f.author=? ORDER BY f.rowid"
+                " LIMIT 1", (author,)).fetchone()
             if fork is not None:
-                rows.insert(0, bytes(fork[0]))
+                pair = [bytes(fork[1])] if fork[2] > seq else [bytes(fork[0]), bytes(fork[1])]
+                rows[:0] = pair
         return rows
 
     def clock_of(self, author: bytes) -> int:
