@@ -61,7 +61,7 @@ class InNode:
     ingest: Ingest
     service: ConsensusService
     metrics: Metrics
-    signed: list[Record] = field(default_factory=list)
+    signed: list[tuple[float, Record]] = field(default_factory=list)  # (trio time, record)
 
     @property
     def peer_id(self) -> str:
@@ -123,7 +123,7 @@ class Net:
             seq = node.store.reserve_seq(Signer(node.key).public_key)
             rec = sign_record(self.g.network_id, node.key, seq, body)
             node.ingest.accept([rec], source="self")
-            node.signed.append(rec)
+            node.signed.append((trio.current_time(), rec))
             self.deliver(i, [rec])
             return rec
         return sign_own
@@ -142,9 +142,10 @@ class Net:
         for n in self.nodes:
             n.ingest.accept(records, source="rpc")
 
-    async def start(self, nursery: trio.Nursery) -> None:
-        for n in self.nodes:
-            await nursery.start(n.service.serve)
+    async def start(self, nursery: trio.Nursery, only: tuple[int, ...] | None = None) -> None:
+        for i, n in enumerate(self.nodes):
+            if only is None or i in only:
+                await nursery.start(n.service.serve)
 
     def final(self, i: int, task: bytes, items: tuple[bytes, ...]) -> dict[bytes, str | None]:
         out: dict[bytes, str | None] = {}
