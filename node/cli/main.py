@@ -368,13 +368,23 @@ def label(home: Path, as_json: bool, key_path: Path | None, task_cid: str, item:
         result = _rpc(home, "annotation.create", task=task_cid, item=item, label=label)
     else:
         client = _client(home)
+        offline = _offline("node.cli.offline")
         author = _offline("node.core.home").load_key(key_path).peer_id
         network_id = client.call("node.status")["network_id"]
-        seq = client.call("account.get", author=author)["next_seq"]
-        record = _offline("node.cli.offline").sign_annotation(
-            key_path, network_id, seq, task_cid, item, label
-        )
+        # the seq comes from the counter beside the key (locked, fsynced), never
+        # from whichever node answers: two labels at once never share a seq
+        floor = client.call("account.get", author=author)["next_seq"]
+        seq = offline.reserve_key_seq(key_path, floor)
+        record = offline.sign_annotation(key_path, network_id, seq, task_cid, item, label)
         result = client.call("record.submit", record=base64.b64encode(record).decode())
+        counted, line = offline.label_outcome(
+            result, client.call("item.get", task=task_cid, item=item), author, label)
+        result = {**result, "counted": counted, "outcome": line}
+        if not counted:
+            _show(result, as_json, lambda r: None)
+            raise click.ClickException(line)
+        _show(result, as_json, lambda r: click.echo(f"{r.get('cid')}: {line}"))
+        return
     _show(result, as_json, lambda r: click.echo(r.get("cid")))
 
 

@@ -92,3 +92,30 @@ def sign_annotation(key_path: Path, network_id_hex: str, seq: int, task: str, it
         return sign_record(bytes.fromhex(network_id_hex), key, seq, body).data
     except ProtocolError as exc:
         raise HomeError(f"cannot sign annotation: {exc}") from None
+
+
+def reserve_key_seq(key_path: Path, floor: int) -> int:
+    """The next seq of the key at ``key_path`` from its durable counter (``KEY.seq``,
+    locked and fsynced before the record is signed), never below ``floor``."""
+    from node.core.keyseq import reserve_key_seq as reserve
+
+    return reserve(key_path, 1, floor)
+
+
+def label_outcome(submitted: dict[str, Any], item_info: dict[str, Any], author: str,
+                  label: str) -> tuple[bool, str]:
+    """What happened to a label, from ``record.submit``'s answer and ``item.get`` after it:
+    (counted?, one line for the user). A label that does not count is never reported
+    as done: the CLI exits non-zero on it."""
+    anns = item_info.get("annotations") or []
+    mine = next((a for a in anns if a.get("author") == author), None)
+    need = item_info.get("redundancy")
+    have = f"{len(anns)}/{need} labels" if need else f"{len(anns)} labels"
+    if mine is not None and mine.get("cid") == submitted.get("cid"):
+        final = item_info.get("final")
+        return True, f"recorded, {have}" + (f"; final: {final!r}" if final else "")
+    if mine is not None:
+        return False, (f"ignored: you already labelled this item with {mine.get('label')!r} "
+                       f"(seq {mine.get('seq')}); only your first label counts")
+    return False, (f"not recorded: the node holds no label of yours for this item "
+                   f"({label!r} was submitted as {submitted.get('cid')})")
