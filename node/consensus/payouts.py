@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import trio
 
@@ -53,6 +53,11 @@ class PayoutStore(Protocol):
     def save_payout_epoch(self, epoch: int, root: bytes, tasks: Iterable[bytes],
                           data: bytes) -> bool: ...
     def payout_epochs(self) -> list[tuple[int, bytes, list[bytes], bytes]]: ...
+
+
+def payout_store(store: object) -> PayoutStore:
+    """The consensus ports' store as a :class:`PayoutStore` (the node's Store is both)."""
+    return cast(PayoutStore, store)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +123,7 @@ class PayoutKeeper:
         self._wakeup = trio.Event()
 
     def restore(self) -> None:
-        """Count the payout votes already in the store (after a restart)."""
+        """Count the payout votes in the store (each step, and after a restart)."""
         nid = self.genesis.network_id
         self.records_nowait([decode_record(d, nid, verify=False)
                              for d in self.store.records_of_kind("payout_vote")])
@@ -163,8 +168,10 @@ class PayoutKeeper:
         return self._candidate
 
     def step(self) -> None:
-        """Vote for our candidate once it has settled; certify what has a quorum."""
+        """Vote for our candidate once it has settled; certify what has a quorum. Payout
+        votes are read from the store (they are few), so nothing needs to route them."""
         try:
+            self.restore()
             cand = self._current()
         except (ProtocolError, ValueError, KeyError) as exc:
             log.warning("cannot compute the next payout epoch: %s", exc)

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any
 
 import trio
 
+from node.consensus.gold import GoldPending, gold_answers
+from node.consensus.payouts import PayoutKeeper, payout_store
 from node.consensus.ports import ConsensusPorts
 from node.consensus.proposals import Proposer
 from node.errors import NodeError, StoreError
@@ -60,6 +63,12 @@ class TallyKeeper:
         self._complete: set[bytes] = set()
         self._final_items: dict[bytes, set[bytes]] = {}
         self._wakeup = trio.Event()
+        self.clock = time.time  # the gold reveal deadline is on the wall clock
+        # payout epochs (issue 16): the keeper reads tallies, bindings and payout votes
+        # from the store; ports.store is the node's Store, which has its methods
+        self.payouts = PayoutKeeper(genesis, payout_store(ports.store),
+                                    ports.sign_own if validator is not None else None,
+                                    settle_s)
 
     def state(self, task: bytes) -> dict[str, Any]:
         votes = self._latest.get(task, {})
@@ -111,10 +120,17 @@ class TallyKeeper:
             # signers from the store's author column: decoding every precommit batch
             # (hundreds of entries each) per item blocked the event loop for seconds
             finals[item] = (stored[0], tuple(sorted(set(self.store.authors(stored[2])))))
-        tally = compute_tally(t, task, requester, finals, self.proposer.admitted(task))
+        gold = gold_answers(self.store, self.genesis.network_id, task, requester, t,
+                            self.clock())  # GoldPending until the reveal or its deadline
+        tally = compute_tally(t, task, requester, finals, self.proposer.admitted(task), gold)
         return tally_root(tally), encode_tally(tally)
 
     async def serve(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.payouts.serve)
+            await self._serve_tallies()
+
+    async def _serve_tallies(self) -> None:
         settle = self.settle_s
         while True:
             # while a tally is open, re-check now and then: our root may change
@@ -138,6 +154,9 @@ class TallyKeeper:
         differs from ours (then it has to be fetched), else ``None``."""
         try:
             root, data = self.compute(task)
+        except GoldPending as exc:
+            log.debug("not tallying task %s yet: %s", task.hex()[:16], exc)
+            return None
         except (ProtocolError, LookupError) as exc:
             log.warning("cannot tally task %s: %s", task.hex()[:16], exc)
             return None
