@@ -249,11 +249,15 @@ def test_task_label_item_certificate(live: Live, tmp_path: Path) -> None:
     assert CID.fullmatch(labelled.stdout.strip()), labelled.stderr
     me = keygen.stdout.strip()
     for item, lab in zip(items, ["cat", "dog"], strict=True):
-        assert CID.fullmatch(live("label", task, item, lab, "--key", key).stdout.strip())
+        out = live("label", task, item, lab, "--key", key).stdout.strip()
+        assert re.fullmatch(CID.pattern + r": recorded, \d/2 labels", out), out
     assert rpc("account.get", author=me)["clock"] == 2
     # a second label by one author for one item is a valid record, but the lowest seq
-    # wins on every node (the store's rule), so the first label stays
-    assert CID.fullmatch(live("label", task, items[1], "cat", "--key", key).stdout.strip())
+    # wins on every node (the store's rule), so the first label stays; the CLI says so
+    # and exits non-zero (issue 13, finding 5: never exit 0 on a lost label)
+    again = live("label", task, items[1], "cat", "--key", key, ok=False)
+    assert again.returncode == 1
+    assert "ignored: you already labelled this item with 'dog'" in again.stderr
     mine = [a for a in rpc("item.get", task=task, item=items[1])["annotations"]
             if a["author"] == me]
     assert [a["label"] for a in mine] == ["dog"]
@@ -318,7 +322,11 @@ def test_task_from_items_dir(live: Live, tmp_path: Path) -> None:
     task = live("task", "create", "--title", "dir", "--label", "x", "--label", "y",
                 "--items-dir", folder).stdout.strip()
     shown = live.cluster.rpc(0, "task.get", task=task)
-    assert shown["items"] == [cid, cid_str(b"hello")]  # sorted by file name
+    assert shown["items"] == [] and shown["item_count"] == 2  # the record names a folder
+    added = json.loads(live("add", "-r", "--json", folder).stdout)[0]
+    assert added["cid"] == shown["items_dir"]  # the same UnixFS directory CID
+    assert added["files"] == [{"path": "big.bin", "cid": cid},
+                              {"path": "small.txt", "cid": cid_str(b"hello")}]
     assert live.cluster.rpc(0, "block.get", cid=cid_str(b"hello"))["size"] == 5
     no_items = live("task", "create", "--title", "t", "--label", "x", ok=False)
     assert no_items.returncode == 2 and "--items-dir" in no_items.stderr
