@@ -146,7 +146,7 @@ async def test_refuses_foreign_host_and_origin(tmp_path: Path) -> None:
 
 async def test_keeps_serving_under_a_bounded_flood(tmp_path: Path) -> None:
     fx = _fixture(tmp_path)
-    config = GatewayConfig(port=0, rate_per_s=20.0, burst=20, max_clients=64)
+    config = GatewayConfig(port=0, rate_per_s=2.0, burst=20, max_clients=64)
     statuses: list[int] = []
     async with serving(fx, config) as url, httpx.AsyncClient(
             base_url=url, limits=httpx.Limits(max_connections=20)) as flood:
@@ -154,7 +154,7 @@ async def test_keeps_serving_under_a_bounded_flood(tmp_path: Path) -> None:
             local_address="127.0.0.2"))
 
         async def hammer() -> None:
-            for _ in range(25):  # 16 x 25 = 400 requests, bounded
+            for _ in range(10):  # 16 x 10 = 160 requests, bounded
                 statuses.append((await flood.get("/api/v1/health")).status_code)
 
         with trio.fail_after(60):
@@ -165,8 +165,8 @@ async def test_keeps_serving_under_a_bounded_flood(tmp_path: Path) -> None:
                 # another client is served while the flood runs
                 assert (await other.get("/api/v1/health")).status_code == 200
         await other.aclose()
-        assert len(statuses) == 400
+        assert len(statuses) == 160
         assert statuses.count(429) > 0 and statuses.count(200) >= 20
         assert set(statuses) <= {200, 429}
-        await trio.sleep(1 / 20 + 0.05)  # one token back
+        await trio.sleep(1 / 2 + 0.05)  # one token back
         assert (await flood.get("/api/v1/health")).status_code == 200
