@@ -170,6 +170,12 @@ def run_node(home: Path) -> None:
     h = NodeHome(home)
     h.load_key()  # refuse an unsafe or missing key before anything heavy is imported
     cfg = h.load_config()
+    from node.core.ports import check_ports, no_reuseport
+
+    with hold_lock(h):  # "already running" says more than "port in use" for one home
+        pass
+    check_ports(cfg)  # PortsInUseError: one line per taken listener, no traceback
+    no_reuseport()  # and no second process may share our p2p port
     setup_logging(cfg.log.level, cfg.log.format)
     trio.run(_run, h)
     log.info("stopped")

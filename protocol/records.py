@@ -80,6 +80,23 @@ class Annotation:
     KIND = "annotation"
 
 
+TASK_ACTIONS = ("close", "extend", "cancel")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskUpdate:
+    """A requester's change to a task it published (only the task's author may):
+    ``close`` it now, ``extend`` it to a new ``close_time`` (unix seconds), or
+    ``cancel`` it (unfinished items expire and are refunded). ``close_time`` is 0
+    except for ``extend``; see :mod:`protocol.lifecycle` for how updates apply."""
+
+    task: bytes
+    action: str
+    close_time: int = 0
+
+    KIND = "task_update"
+
+
 @dataclass(frozen=True, slots=True)
 class VoteEntry:
     task: bytes
@@ -150,10 +167,12 @@ class PayoutVote:
     KIND = "payout_vote"
 
 
-Body = Task | Annotation | Vote | TallyVote | GoldReveal | PayoutBinding | PayoutVote
+Body = (Task | Annotation | Vote | TallyVote | GoldReveal | PayoutBinding | PayoutVote
+        | TaskUpdate)
 KINDS: dict[str, type[Body]] = {
     "task": Task, "annotation": Annotation, "vote": Vote, "tally_vote": TallyVote,
     "gold_reveal": GoldReveal, "payout_binding": PayoutBinding, "payout_vote": PayoutVote,
+    "task_update": TaskUpdate,
 }
 GOLD_SALT_LEN = 32
 EVM_ADDRESS_LEN = 20
@@ -201,6 +220,8 @@ def body_to_map(body: Body) -> dict[str, Any]:
         return m
     if isinstance(body, Annotation):
         return {"item": body.item, "label": body.label, "task": body.task}
+    if isinstance(body, TaskUpdate):
+        return {"action": body.action, "close_time": body.close_time, "task": body.task}
     if isinstance(body, Vote):
         return {
             "entries": [[e.task, e.item, e.value] for e in body.entries],
@@ -392,6 +413,17 @@ def body_from_map(kind: str, m: object, max_items: int = 8192) -> Body:
         f = _Fields(where, m, ("item", "label", "task"))
         return Annotation(task=f.get_cid("task"), item=f.get_cid("item"),
                           label=f.get_str("label", MAX_LABEL_LEN))
+    if kind == "task_update":
+        f = _Fields(where, m, ("action", "close_time", "task"))
+        action = f.get_str("action", 16)
+        if action not in TASK_ACTIONS:
+            raise FieldTypeError(f"{where}.action: {action!r} is not one of "
+                                 f"{', '.join(TASK_ACTIONS)}")
+        close_time = f.get_int("close_time")
+        if (action == "extend") != (close_time > 0):
+            raise FieldTypeError(f"{where}.close_time: an extend names the new close time "
+                                 f"(unix seconds > 0); close and cancel take 0, got {close_time}")
+        return TaskUpdate(task=f.get_cid("task"), action=action, close_time=close_time)
     if kind == "vote":
         f = _Fields(where, m, ("entries", "phase", "round"))
         entries = []
@@ -522,6 +554,6 @@ def record_id(data: bytes) -> bytes:
 
 __all__ = [
     "EXPIRED", "PRECOMMIT", "PREVOTE", "Annotation", "Body", "DecodeError", "GoldEntry",
-    "GoldReveal", "PayoutBinding", "PayoutVote", "Record", "TallyVote", "Task", "Vote",
-    "VoteEntry", "decode_record", "sign_bytes", "sign_record", "verify_record",
+    "GoldReveal", "PayoutBinding", "PayoutVote", "Record", "TallyVote", "Task", "TaskUpdate",
+    "Vote", "VoteEntry", "decode_record", "sign_bytes", "sign_record", "verify_record",
 ]

@@ -17,11 +17,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from node.cli.output import field, print_fields, print_json, print_page, print_table
+
+if TYPE_CHECKING:
+    from node.rpc.typed import NodeClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -88,6 +91,13 @@ def _rpc(home: Path, method: str, **params: Any) -> Any:
     return _client(home).call(method, **params)
 
 
+def _api(home: Path) -> NodeClient:
+    """Typed calls (results as in node.rpc.results) to the node or its gateway."""
+    from node.rpc.typed import NodeClient
+
+    return NodeClient(_client(home))
+
+
 def _offline(name: str) -> Any:
     """A lead-provided module, imported only when its command runs."""
     return importlib.import_module(name)
@@ -129,7 +139,7 @@ def cli(group_home: str | None, api_url: str | None) -> None:
 @json_option
 def status(home: Path, as_json: bool) -> None:
     """Show the node's identity, network and counts."""
-    _show(_rpc(home, "node.status"), as_json, print_fields)
+    _show(_api(home).node_status(), as_json, print_fields)
 
 
 @cli.command()
@@ -142,7 +152,7 @@ def peers(home: Path, as_json: bool) -> None:
         ("VALIDATOR", field("validator")),
         ("ADDRS", field("addrs")),
     ]
-    _show(_rpc(home, "node.peers"), as_json, lambda r: print_table(r.get("peers", []), columns))
+    _show(_api(home).node_peers(), as_json, lambda r: print_table(r["peers"], columns))
 
 
 # --- blocks and files ------------------------------------------------------
@@ -195,7 +205,7 @@ def cat(home: Path, raw: bool, cid: str) -> None:
 
         out.write(GatewayClient(url).content(cid))
     elif raw:
-        out.write(base64.b64decode(_rpc(home, "block.get", cid=cid)["data"]))
+        out.write(base64.b64decode(_api(home).block_get(cid)["data"]))
     else:
         cat_file(_home(home), cid, out)
     out.flush()
@@ -286,15 +296,15 @@ def task_create(home: Path, as_json: bool, title: str, labels: tuple[str, ...],
         params["allow"] = list(allow)
     if instructions:
         params["instructions"] = instructions
-    result = _rpc(home, "task.create", **params)
-    _show(result, as_json, lambda r: click.echo(r.get("task")))
+    result = _api(home).task_create(**params)
+    _show(result, as_json, lambda r: click.echo(r["task"]))
 
 
 def _task_status(row: dict[str, Any]) -> str | None:
     """The node's ``status`` if it gives one, else complete/open from the item counts."""
     if row.get("status") is not None:
         return str(row["status"])
-    total, final = row.get("items", row.get("item_count")), row.get("items_final")
+    total, final = row.get("item_count"), row.get("items_final")
     if not isinstance(total, int) or not isinstance(final, int):
         return None
     return "complete" if final >= total else "open"
@@ -307,11 +317,11 @@ def _task_status(row: dict[str, Any]) -> str | None:
 @click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
 def task_list(home: Path, as_json: bool, cursor: str | None, limit: int) -> None:
     """List tasks."""
-    result = _rpc(home, "task.list", cursor=cursor, limit=limit)
+    result = _api(home).task_list(cursor, limit)
     columns = [
-        ("TASK", field("task", "cid")),
+        ("TASK", field("task")),
         ("TITLE", field("title")),
-        ("ITEMS", field("items", "item_count", "items_total")),
+        ("ITEMS", field("item_count")),
         ("FINAL", field("items_final")),
         ("STATUS", _task_status),
     ]
@@ -347,10 +357,93 @@ def task_show(home: Path, as_json: bool, task_cid: str) -> None:
 def task_items(home: Path, as_json: bool, cursor: str | None, limit: int,
                task_cid: str) -> None:
     """List a task's items with their paths (a folder task's names, in path order)."""
-    result = _rpc(home, "task.items", task=task_cid, cursor=cursor, limit=limit)
+    result = _api(home).task_items(task_cid, cursor, limit)
     columns = [("PATH", field("path")), ("ITEM", field("item"))]
     _show(result, as_json, lambda r: print_page(r, "items", columns,
                                                 f"annot task items {task_cid}"))
+
+
+@task.command("status")
+@home_option
+@json_option
+@click.option("--watch", is_flag=True, help="Follow it live until every item is final or "
+                                           "expired (Ctrl-C stops).")
+@click.option("--interval", type=click.FloatRange(0.2), default=2.0, show_default=True,
+              help="Seconds between reads with --watch.")
+@click.argument("task_cid", metavar="TASK")
+def task_status(home: Path, as_json: bool, watch: bool, interval: float, task_cid: str) -> None:
+    """Final / pending / short / expired counts of a task, and its stuck items."""
+    import time
+
+    from node.cli.task_status import format_status, read_status
+    from node.rpc.client import SyncRPCClient
+
+    client = SyncRPCClient.from_home(_home(home))
+    while True:
+        st = read_status(client.call, task_cid)
+        if as_json:
+            print_json(st.as_json())
+        else:
+            click.echo("\n".join(format_status(st)) + ("\n" if watch else ""))
+        if not watch or st.done:
+            return
+        time.sleep(interval)
+
+
+def _task_update(home: Path, as_json: bool, key_path: Path | None, task_cid: str, action: str,
+                 close_time: int = 0) -> None:
+    from node.rpc.client import SyncRPCClient
+
+    client = SyncRPCClient.from_home(_home(home))
+    if key_path is None:
+        result = client.call("task.update", task=task_cid, action=action,
+                             close_time=close_time or None)
+    else:
+        author = _offline("node.core.home").load_key(key_path).peer_id
+        network_id = client.call("node.status")["network_id"]
+        seq = client.call("account.get", author=author)["next_seq"]
+        record = _offline("node.cli.task_status").sign_task_update(
+            key_path, network_id, seq, task_cid, action, close_time)
+        result = client.call("record.submit", record=base64.b64encode(record).decode())
+    _show(result, as_json, lambda r: click.echo(f"{action} {task_cid}: {r.get('cid')}"))
+
+
+_KEY_OPTION = click.option(
+    "--key", "key_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Sign with this key file (the task's requester) instead of the node's key.")
+
+
+@task.command("close")
+@home_option
+@json_option
+@_KEY_OPTION
+@click.argument("task_cid", metavar="TASK")
+def task_close(home: Path, as_json: bool, key_path: Path | None, task_cid: str) -> None:
+    """Close a task now: items short of labels expire, the tally follows."""
+    _task_update(home, as_json, key_path, task_cid, "close")
+
+
+@task.command("extend")
+@home_option
+@json_option
+@_KEY_OPTION
+@click.option("--close-time", type=_UnixTime(), required=True,
+              help="The new close time: unix seconds or ISO 8601 (UTC if no zone).")
+@click.argument("task_cid", metavar="TASK")
+def task_extend(home: Path, as_json: bool, key_path: Path | None, close_time: int,
+                task_cid: str) -> None:
+    """Move a task's close time later."""
+    _task_update(home, as_json, key_path, task_cid, "extend", close_time)
+
+
+@task.command("cancel")
+@home_option
+@json_option
+@_KEY_OPTION
+@click.argument("task_cid", metavar="TASK")
+def task_cancel(home: Path, as_json: bool, key_path: Path | None, task_cid: str) -> None:
+    """Cancel a task: every item not final expires and is refunded."""
+    _task_update(home, as_json, key_path, task_cid, "cancel")
 
 
 @cli.command()
@@ -474,9 +567,20 @@ def evidence(home: Path, as_json: bool, cursor: str | None, limit: int) -> None:
 @click.option("--genesis", "genesis_path", type=click.Path(exists=True, dir_okay=False,
                                                            path_type=Path),
               help="Join this network (default: a one-validator dev network of its own).")
-def init(home: Path, genesis_path: Path | None) -> None:
+@click.option("--listen", multiple=True, metavar="MULTIADDR",
+              help="p2p listen address, e.g. /ip4/0.0.0.0/tcp/4001 (repeat; default "
+                   "/ip4/127.0.0.1/tcp/4001).")
+@click.option("--rpc-port", type=click.IntRange(0, 65535), default=4701, show_default=True)
+@click.option("--gateway-port", type=click.IntRange(0, 65535),
+              help="Public gateway port (default: the RPC port + 1).")
+@click.option("--bootstrap", multiple=True, metavar="MULTIADDR",
+              help="A peer to dial, /ip4/…/tcp/…/p2p/12D3KooW… (repeat).")
+def init(home: Path, genesis_path: Path | None, listen: tuple[str, ...], rpc_port: int,
+         gateway_port: int | None, bootstrap: tuple[str, ...]) -> None:
     """Create a node home: key, config, genesis and store."""
-    peer_id = _offline("node.core.home").init_home(_home(home), genesis_path)
+    peer_id = _offline("node.core.home").init_home(
+        _home(home), genesis_path, rpc_port=rpc_port, bootstrap=bootstrap, listen=listen,
+        gateway_port=gateway_port)
     click.echo(f"initialized {_home(home)}")
     click.echo(f"peer id: {peer_id}")
 
@@ -492,7 +596,63 @@ def id_(home: Path) -> None:
 @home_option
 def run(home: Path) -> None:
     """Run the node in the foreground until SIGINT/SIGTERM."""
-    _offline("node.daemon").run_node(_home(home))
+    from node.core.ports import PortsInUseError
+
+    try:
+        _offline("node.daemon").run_node(_home(home))
+    except PortsInUseError as exc:  # one line per listener, not a traceback
+        for line in exc.lines:
+            click.echo(f"Error: {line}", err=True)
+        sys.exit(1)
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Show and change the node's config.toml (read at the next start)."""
+
+
+@config_group.command("show")
+@home_option
+@json_option
+def config_show(home: Path, as_json: bool) -> None:
+    """Every setting, defaults included."""
+    from dataclasses import asdict
+
+    from node.core.config_file import config_as_toml
+
+    cfg = _offline("node.core.home").NodeHome(_home(home)).load_config()
+    if as_json:
+        print_json(asdict(cfg))
+    else:
+        click.echo(config_as_toml(cfg), nl=False)
+
+
+@config_group.command("get")
+@home_option
+@click.argument("key", metavar="SECTION.KEY")
+def config_get(home: Path, key: str) -> None:
+    """Print one setting, e.g. `annot config get rpc.port`."""
+    from node.core.config_file import get_value, toml_value
+
+    value = get_value(_offline("node.core.home").NodeHome(_home(home)).load_config(), key)
+    click.echo(value if isinstance(value, str) else toml_value(value))
+
+
+@config_group.command("set")
+@home_option
+@click.argument("key", metavar="SECTION.KEY")
+@click.argument("values", metavar="VALUE...", nargs=-1, required=True)
+def config_set(home: Path, key: str, values: tuple[str, ...]) -> None:
+    """Change one setting (a list takes any number of values), checked as `annot run`
+    would; the file keeps its comments."""
+    from node.core.config_file import get_value, save_config, set_value, toml_value
+
+    h = _offline("node.core.home").NodeHome(_home(home))
+    cfg = set_value(h.load_config(), key, values)
+    save_config(h.config_path, cfg)
+    value = get_value(cfg, key)
+    click.echo(f"{key} = {value if isinstance(value, str) else toml_value(value)} "
+               "(takes effect at the next start)")
 
 
 @cli.command()

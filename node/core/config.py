@@ -183,12 +183,28 @@ def render_config(p2p_port: int = 4001, rpc_port: int = 4701,
                   bootstrap: tuple[str, ...] = (), host: str = "127.0.0.1",
                   gateway_port: int | None = None) -> str:
     """The documented ``config.toml`` written by ``annot init`` (the gateway's port is
-    the RPC port + 1 unless given; 0 stays 0)."""
-    boot = ", ".join(f'"{b}"' for b in bootstrap)
+    the RPC port + 1 unless given; 0 stays 0); values rendered by tomli-w."""
+    from node.core.config_file import render_toml
+
+    return render_toml(init_config(p2p_port, rpc_port, bootstrap, host, gateway_port))
+
+
+def init_config(p2p_port: int = 4001, rpc_port: int = 4701, bootstrap: tuple[str, ...] = (),
+                host: str = "127.0.0.1", gateway_port: int | None = None,
+                listen: tuple[str, ...] = ()) -> Config:
+    """The config ``annot init`` writes: the defaults with these listeners and peers
+    (``listen`` replaces the one built from ``host`` and ``p2p_port``)."""
     if gateway_port is None:
         gateway_port = rpc_port + 1 if rpc_port else 0
-    return DEFAULT_TOML.format(host=host, p2p_port=p2p_port, rpc_port=rpc_port, bootstrap=boot,
-                               gateway_port=gateway_port)
+    base = Config()
+    cfg = replace(
+        base,
+        p2p=replace(base.p2p, listen=listen or (f"/ip4/{host}/tcp/{p2p_port}",),
+                    bootstrap=tuple(bootstrap)),
+        rpc=replace(base.rpc, port=rpc_port),
+        gateway=replace(base.gateway, port=gateway_port))
+    cfg.validate()
+    return cfg
 
 
 DEFAULT_TOML = """\

@@ -17,7 +17,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.core.config import Config, load_config, render_config
+from node.core.config import Config, init_config, load_config
+from node.core.config_file import save_config
 from node.errors import HomeError, KeyPermissionError
 from node.store.db import open_store
 from protocol.errors import ProtocolError
@@ -108,11 +109,16 @@ def new_key() -> SigningKey:
 
 def init_home(home: Path, genesis_path: Path | None = None, *, p2p_port: int = 4001,
               rpc_port: int = 4701, bootstrap: tuple[str, ...] = (),
-              key: SigningKey | None = None) -> str:
+              key: SigningKey | None = None, listen: tuple[str, ...] = (),
+              gateway_port: int | None = None) -> str:
     """Create a node home; return the node's peer id.
 
     Without a genesis, the node gets a one-validator development network of
-    its own (like ``cometbft init``), so a single node runs out of the box."""
+    its own (like ``cometbft init``), so a single node runs out of the box.
+    ``listen`` (p2p multiaddrs) replaces the loopback listener on ``p2p_port``;
+    the config is checked before anything is written."""
+    config = init_config(p2p_port, rpc_port, bootstrap, gateway_port=gateway_port,
+                         listen=listen)
     if home.exists() and (not home.is_dir() or any(home.iterdir())):
         raise HomeError(f"{home} already exists and is not empty; refusing to overwrite it")
     genesis: Genesis | None = None
@@ -132,7 +138,7 @@ def init_home(home: Path, genesis_path: Path | None = None, *, p2p_port: int = 4
         genesis = Genesis(name=f"dev-{key.peer_id[-8:]}", validators=(Validator(key.peer_id, 1),))
         genesis.validate()
     h.genesis_path.write_text(genesis.to_json())
-    h.config_path.write_text(render_config(p2p_port, rpc_port, bootstrap))
+    save_config(h.config_path, config)
     h.blocks_path.mkdir(exist_ok=True)
     open_store(h.store_path).close()
     return key.peer_id

@@ -154,7 +154,7 @@ def test_record_id_is_raw_cidv1_of_the_bytes(body: Body) -> None:
 
 def test_kinds_table_is_complete() -> None:
     assert set(KINDS) == {"task", "annotation", "vote", "tally_vote", "gold_reveal",
-                          "payout_binding", "payout_vote"}
+                          "payout_binding", "payout_vote", "task_update"}
     assert all(cls.KIND == k for k, cls in KINDS.items())
 
 
