@@ -249,11 +249,15 @@ def test_task_label_item_certificate(live: Live, tmp_path: Path) -> None:
     assert CID.fullmatch(labelled.stdout.strip()), labelled.stderr
     me = keygen.stdout.strip()
     for item, lab in zip(items, ["cat", "dog"], strict=True):
-        assert CID.fullmatch(live("label", task, item, lab, "--key", key).stdout.strip())
+        out = live("label", task, item, lab, "--key", key).stdout.strip()
+        assert re.fullmatch(CID.pattern + r": recorded, \d/2 labels", out), out
     assert rpc("account.get", author=me)["clock"] == 2
     # a second label by one author for one item is a valid record, but the lowest seq
-    # wins on every node (the store's rule), so the first label stays
-    assert CID.fullmatch(live("label", task, items[1], "cat", "--key", key).stdout.strip())
+    # wins on every node (the store's rule), so the first label stays; the CLI says so
+    # and exits non-zero (issue 13, finding 5: never exit 0 on a lost label)
+    again = live("label", task, items[1], "cat", "--key", key, ok=False)
+    assert again.returncode == 1
+    assert "ignored: you already labelled this item with 'dog'" in again.stderr
     mine = [a for a in rpc("item.get", task=task, item=items[1])["annotations"]
             if a["author"] == me]
     assert [a["label"] for a in mine] == ["dog"]
