@@ -11,7 +11,7 @@ SEEDS      ?= 10000
 DATA       ?=
 TESTNET    ?= testnet
 
-.PHONY: install js-deps browser webapp-vendor test-deps test lint sim quality bench bench-quick bench-readme faults testnet testnet-status testnet-stop testnet-clean
+.PHONY: install js-deps browser webapp-vendor test-deps test lint sim quality bench bench-quick bench-readme scale faults testnet testnet-status testnet-stop testnet-clean
 
 install: $(STAMP)
 
@@ -58,6 +58,12 @@ lint: install
 
 sim: install
 	$(BIN)/python -m tests.sim.run --seeds $(SEEDS)
+
+# consensus cost per validator and per final item at 4..128 validators on a lossy WAN
+# (simulated, real Engine): docs/scaling.json and docs/scaling.png, shown in docs/scaling.md
+scale: install
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[scale]'
+	$(BIN)/python -m tests.sim.scale
 
 bench: install
 	$(BIN)/python -m tests.bench.run

@@ -91,3 +91,20 @@ def test_broken_engine_is_caught_on_the_ci_seeds(ci_runs: Runs, rule: str) -> No
     print(f"{rule}: SAFETY violation caught in {caught} of {len(runs)} adversarial seeds "
           f"({100 * caught / len(runs):.0f}%)")
     assert caught >= MIN_CAUGHT, f"{rule} caught in only {caught} of {len(runs)} seeds"
+
+
+def test_scale_counts_follow_the_votes() -> None:
+    """The scale run's counts (make scale) on a small case: every vote record goes to
+    the n - 1 others, each validator verifies each record it receives once."""
+    from .scale import VOTE_BYTES, measure
+
+    n, items = 4, 3
+    r = measure(n, 0, items)
+    assert r["all_final"] and r["violations"] == []
+    records = r["vote_records_per_item"]
+    assert records >= 2 * n  # at least one prevote and one precommit each
+    assert r["messages_per_item"] == records * (n - 1)
+    assert r["bytes_per_validator_per_item"] == VOTE_BYTES * records * (n - 1) / n
+    # each validator checks at most the others' records, plus every annotation
+    assert r["annotations_per_item"] < r["sig_checks_per_validator_per_item"] <= (
+        records * (n - 1) / n + r["annotations_per_item"])
