@@ -126,6 +126,15 @@ class NodeGateway:
         types = {i: self._local_type(i) for i in entry.task.items} if with_items else {}
         return task_progress(self.p.store, entry, with_items, types)
 
+    async def items(self, task: str, cursor: str | None, limit: int) -> Page:
+        entry = self.tasks_cache.get(parse_cid(task, "task"))
+        start = _cursor(cursor)
+        page = entry.task.items[start:start + limit]
+        types = {i: self._local_type(i) for i in page}
+        rows = task_progress(self.p.store, entry, True, types, start, limit).items
+        more = start + limit < len(entry.task.items)
+        return Page(tuple(r.to_json() for r in rows), str(start + limit) if more else None)
+
     async def next_item(self, task: str, author: str, skip: tuple[str, ...]) -> NextItem:
         entry = self.tasks_cache.get(parse_cid(task, "task"))
         got = next_item(self.p.store, entry, parse_peer_id(author),

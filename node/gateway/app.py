@@ -3,6 +3,7 @@
     GET  /, /requester, /operator, /js/*, /vendor/*, /app.css   the web app
     GET  /api/v1/network | health | tasks | tasks/{task}[?items=1]
          /api/v1/tasks/{task}/next?author=ID[&skip=CID,...]
+         /api/v1/tasks/{task}/items?cursor=&limit= (paged progress per item)
          /api/v1/tasks/{task}/items/{item}[/certificate] | tasks/{task}/tally
          /api/v1/annotations?task=&author= | ledger | accounts/{peer id}
     GET  /ipfs/{cid}                  an item's bytes (safe type, nosniff)
@@ -232,6 +233,8 @@ class GatewayApp:
                 skip = tuple(s for s in (_str_param(q, "skip") or "").split(",") if s)[:64]
                 assert author is not None
                 return (await api.next_item(task, author, skip)).to_json()
+            case ["tasks", task, "items"]:
+                return (await api.items(task, cursor, limit)).to_json("items")
             case ["tasks", task, "tally"]:
                 return await api.tally(task)
             case ["tasks", task, "items", item]:

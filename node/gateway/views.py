@@ -91,7 +91,8 @@ class TaskCache:
 
 
 def task_progress(store: Store, entry: TaskEntry, with_items: bool,
-                  types: dict[bytes, str | None]) -> TaskProgress:
+                  types: dict[bytes, str | None], rows_from: int = 0,
+                  rows_limit: int | None = None) -> TaskProgress:
     """Counts of final / pending / short / expired items, label distribution, top
     annotators (by labels given, with their agreement with final values)."""
     by_item: dict[bytes, list[tuple[bytes, str]]] = defaultdict(list)
@@ -103,7 +104,8 @@ def task_progress(store: Store, entry: TaskEntry, with_items: bool,
     agreed: Counter[bytes] = Counter()
     rows = []
     r = entry.task.redundancy
-    for iid in entry.task.items:
+    last = len(entry.task.items) if rows_limit is None else rows_from + rows_limit
+    for n, iid in enumerate(entry.task.items):
         anns = by_item.get(iid, [])
         cert = store.certificate(entry.tid, iid)
         final = cert[0] if cert else None
@@ -118,7 +120,7 @@ def task_progress(store: Store, entry: TaskEntry, with_items: bool,
                 agreed[author] += 1
         agreement = (dist[final] * 10_000 // len(anns)
                      if final is not None and final != EXPIRED and anns else None)
-        if with_items:
+        if with_items and rows_from <= n < last:
             rows.append(ItemProgress(cidlib.cid_to_str(iid), types.get(iid), len(anns),
                                      dict(dist), final, agreement, status))
     top = tuple({"author": peer_id_from_public_key(a), "labels": n, "agreed": agreed[a]}

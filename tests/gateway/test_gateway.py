@@ -69,6 +69,12 @@ async def test_admits_annotations_signed_by_their_authors(tmp_path: Path) -> Non
         task = (await http.get(f"/api/v1/tasks/{fx.task.cid_str}?items=1")).json()
         assert task["progress"]["short"] == 4 and task["label_counts"] == {"dark": 1}
         assert task["item_progress"][0]["labels"] == {"dark": 1}
+        first = (await http.get(f"/api/v1/tasks/{fx.task.cid_str}/items",
+                                params={"limit": 3})).json()
+        rest = (await http.get(f"/api/v1/tasks/{fx.task.cid_str}/items",
+                               params={"limit": 3, "cursor": first["next_cursor"]})).json()
+        assert [i["item"] for i in first["items"] + rest["items"]] == fx.items
+        assert rest["next_cursor"] is None and first["items"][0]["annotations"] == 1
     assert fx.node.store.annotation_count(fx.task.cid, rec.body.item) == 1  # type: ignore
 
 

@@ -2,6 +2,7 @@
 // agreement per item and top annotators, refreshed every 2 s.
 import { $, el, getJSON, pct, poll, replace, short } from "./ui.js";
 
+const ITEMS_SHOWN = 500; // the first page of items; the JSON route pages the rest
 let selected = new URLSearchParams(location.search).get("task");
 
 async function refreshList() {
@@ -27,7 +28,8 @@ function bar(p) {
 
 async function refreshDetail() {
   if (!selected) return;
-  const t = await getJSON(`/api/v1/tasks/${selected}?items=1`);
+  const [t, page] = await Promise.all([getJSON(`/api/v1/tasks/${selected}`),
+    getJSON(`/api/v1/tasks/${selected}/items?limit=${ITEMS_SHOWN}`)]);
   $("detail").hidden = false;
   $("task-title").textContent = `${t.title} — ${short(t.task)}`;
   const p = t.progress;
@@ -43,7 +45,7 @@ async function refreshDetail() {
   replace($("top").tBodies[0], t.top_annotators.map((a) => el("tr", {},
     el("td", { class: "mono", text: short(a.author) }), el("td", { text: a.labels }),
     el("td", { text: a.agreed }))));
-  replace($("items").tBodies[0], t.item_progress.map((i) => el("tr", { class: i.status },
+  replace($("items").tBodies[0], page.items.map((i) => el("tr", { class: i.status },
     el("td", { class: "mono" }, el("a", { href: `/ipfs/${i.item}`, text: short(i.item) })),
     el("td", { text: i.content_type ?? "–" }),
     el("td", { text: `${i.annotations}/${t.redundancy}` }),
