@@ -4,12 +4,17 @@ bodies, foreign Host and Origin, floods)."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 import trio
 
+from node.gateway.client import GatewayClient, GatewayClientError
 from node.gateway.config import GatewayConfig
+from protocol.cid import cid_bytes, cid_to_str
 from protocol.keys import SigningKey
 from protocol.records import TallyVote, sign_record
 from tests.gateway.helpers import Fixture, annotation, open_fixture, serving
@@ -176,3 +181,39 @@ async def test_keeps_serving_under_a_bounded_flood(tmp_path: Path) -> None:
         assert set(statuses) <= {200, 429}
         await trio.sleep(1 / 2 + 0.05)  # one token back
         assert (await flood.get("/api/v1/health")).status_code == 200
+
+
+async def test_cli_client_reads_and_submits_through_the_gateway(tmp_path: Path) -> None:
+    """What ``annot --api URL`` calls, in the shapes of the RPC methods it replaces."""
+    fx = _fixture(tmp_path)
+    key = SigningKey(bytes([11]) * 32)
+    rec = annotation(fx, key, 1, fx.items[2], "bright")
+    async with serving(fx) as url:
+
+        def calls() -> dict[str, Any]:
+            gw = GatewayClient(url)
+            try:
+                out = {m: gw.call(m, **p) for m, p in (
+                    ("node.status", {}), ("task.list", {"cursor": None, "limit": 10}),
+                    ("task.get", {"task": fx.task.cid_str}),
+                    ("record.submit", {"record": base64.b64encode(rec.data).decode()}),
+                    ("item.get", {"task": fx.task.cid_str, "item": fx.items[2]}),
+                    ("account.get", {"author": key.peer_id}), ("ledger.get", {}))}
+                for method in ("annotation.create", "task.create", "block.put"):
+                    with pytest.raises(GatewayClientError, match="needs the node's admin RPC"):
+                        gw.call(method, task=fx.task.cid_str)
+                with pytest.raises(GatewayClientError, match="HTTP 404"):
+                    gw.call("task.get", task=cid_to_str(cid_bytes(b"no such task")))
+                return out
+            finally:
+                gw.close()
+
+        got = await trio.to_thread.run_sync(calls)
+    assert got["node.status"]["network_id"] == fx.node.genesis.network_id.hex()
+    assert got["node.status"]["gateway_url"] == url
+    assert got["task.list"]["tasks"][0]["task"] == fx.task.cid_str
+    assert got["task.get"]["items_final"] == 0 and got["task.get"]["complete"] is False
+    assert got["record.submit"]["cid"] == rec.cid_str
+    assert [a["label"] for a in got["item.get"]["annotations"]] == ["bright"]
+    assert got["account.get"]["next_seq"] == 2
+    assert got["ledger.get"]["accounts"] == []
