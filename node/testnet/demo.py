@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import hashlib
 import math
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -38,6 +39,7 @@ from node.rpc.client import (
 )
 from protocol.cid import cid_bytes, cid_from_str, cid_to_str
 from protocol.keys import SigningKey
+from protocol.payout import sign_binding
 from protocol.records import Annotation, sign_record
 
 POLL_S = 0.2
@@ -48,6 +50,12 @@ Say = Callable[[str], None]
 
 class DemoError(Exception):
     """The demo could not run or did not converge."""
+
+
+def demo_payout_key(key: SigningKey) -> bytes:
+    """A simulated annotator's EVM key (secp256k1), derived from its annotator key so
+    reruns bind the same address; a real annotator binds its own wallet's address."""
+    return hashlib.sha256(b"annot demo payout key\x00" + key.public_key).digest()
 
 
 @dataclass(slots=True)
@@ -169,6 +177,11 @@ class Demo:
                 key = self.work.workers[worker]
                 client = self.clients[worker % len(self.clients)]
                 seq = (await client.call("account.get", author=key.peer_id))["next_seq"]
+                # bind a payout address first, so `annot payout export` has claims to show
+                binding = sign_binding(demo_payout_key(key), key.peer_id, network)
+                await batch(client, [("record.submit", {"record": base64.b64encode(
+                    sign_record(network, key, seq, binding).data).decode()})])
+                seq += 1
                 for start in range(0, len(answers), 64):
                     chunk = [self.work.answers[n] for n in answers[start:start + 64]]
                     calls = []
@@ -293,6 +306,8 @@ async def print_summary(clients: list[RPCClient], work: Workload, report: Report
     say(f"  {exe} --home {home0} tally {report.task}")
     say(f"  {exe} --home {home0} item show {report.task} {report.items[0]}")
     say(f"  {exe} --home {home0} certificate {report.task} {report.items[0]} -o cert.bin")
+    say(f"  {exe} --home {home0} payout export --json -o payouts.json   # claims of the "
+        "annotators' bound addresses, once validators certify the epoch")
 
 
 async def run_demo(root: Path, n_annotators: int = 8, n_items: int = 100,
