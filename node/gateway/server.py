@@ -3,7 +3,8 @@
 :func:`serve_gateway` binds ``[gateway] host:port`` itself (a clear ``OSError``
 and the real port for port 0), writes the URL to ``<home>/gateway.url`` once
 listening and removes it when it stops. Listening beyond loopback is allowed:
-nothing admin is served, and the app guards Host, Origin, sizes and rates.
+nothing admin is served, and the app guards Host, Origin, sizes and rates. A
+port that cannot be bound turns the gateway off (logged), not the node.
 """
 
 from __future__ import annotations
@@ -73,13 +74,27 @@ def _hypercorn_config(sock: socket.socket) -> HyperConfig:
 
 
 async def serve_gateway(api: GatewayAPI, config: GatewayConfig, home: Path | None = None, *,
-                        task_status: TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve the gateway until cancelled; ``task_status.started(url)`` once listening."""
+                        task_status: TaskStatus[str | None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve the gateway until cancelled; ``task_status.started(url)`` once listening.
+
+    A bad config raises ``ValueError``. An address that cannot be bound is logged
+    as an error and ``started(None)`` is reported: the node runs on without its
+    public web app rather than stopping a validator over an optional service.
+    """
     config.validate()
     app = GatewayApp(api, config)
-    sock = open_listener(config)
-    url = url_of(config, sock)
     url_path = home / URL_FILE if home is not None else None
+    if url_path is not None:
+        url_path.unlink(missing_ok=True)  # left by a run that was killed
+    try:
+        sock = open_listener(config)
+    except OSError as exc:
+        log.error("%s; the gateway (web app) is OFF and the node runs on without it: free "
+                  "the port, or set [gateway] port (0 = any free port) or enabled = false",
+                  exc.strerror or exc)
+        task_status.started(None)
+        return
+    url = url_of(config, sock)
     async with trio.open_nursery() as nursery:
         await nursery.start(partial(serve, app, _hypercorn_config(sock), mode="asgi"))
         try:

@@ -5,6 +5,8 @@ bodies, foreign Host and Origin, floods)."""
 from __future__ import annotations
 
 import base64
+import socket
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +14,10 @@ import httpx
 import pytest
 import trio
 
+from node.content.files import add_bytes
 from node.gateway.client import GatewayClient, GatewayClientError
 from node.gateway.config import GatewayConfig
+from node.gateway.server import serve_gateway
 from protocol.cid import cid_bytes, cid_to_str
 from protocol.keys import SigningKey
 from protocol.records import TallyVote, sign_record
@@ -48,6 +52,20 @@ async def test_serves_the_app_and_public_json(tmp_path: Path) -> None:
         assert img.headers["x-content-type-options"] == "nosniff"
         assert "content-disposition" not in img.headers
         assert img.content == fx.node.blocks.get(fx.items[0])
+        pgm = add_bytes(fx.node.blocks, b"P5\n2 2\n255\n\x00\x40\x80\xff")
+        html = add_bytes(fx.node.blocks, b"<html><script>alert(1)</script></html>")
+        blob = add_bytes(fx.node.blocks, b"\x00\x01binary\x02")
+        preview = await http.get(f"/ipfs/{pgm}", params={"preview": "png"})
+        assert preview.headers["content-type"] == "image/png"
+        assert preview.content.startswith(b"\x89PNG")
+        page_item = await http.get(f"/ipfs/{html}")
+        assert page_item.headers["content-type"] == "text/plain; charset=utf-8"
+        assert "sandbox" in page_item.headers["content-security-policy"]
+        download = await http.get(f"/ipfs/{blob}")
+        assert download.headers["content-type"] == "application/octet-stream"
+        assert download.headers["content-disposition"].startswith("attachment")
+        missing = await http.get(f"/ipfs/{cid_to_str(cid_bytes(b'held by nobody'))}")
+        assert missing.status_code == 404 and "not held" in missing.json()["error"]
         bad = await http.get("/api/v1/tasks/notacid")
         assert bad.status_code == 400 and "notacid" in bad.json()["error"]
 
@@ -217,3 +235,20 @@ async def test_cli_client_reads_and_submits_through_the_gateway(tmp_path: Path) 
     assert [a["label"] for a in got["item.get"]["annotations"]] == ["bright"]
     assert got["account.get"]["next_seq"] == 2
     assert got["ledger.get"]["accounts"] == []
+
+
+async def test_a_busy_port_turns_the_gateway_off_not_the_node(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    fx = _fixture(tmp_path)
+    (tmp_path / "gateway.url").write_text("http://127.0.0.1:1")  # stale, from a killed run
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        async with trio.open_nursery() as nursery:
+            url = await nursery.start(partial(serve_gateway, fx.gateway,
+                                              GatewayConfig(port=port), tmp_path))
+    assert url is None
+    assert not (tmp_path / "gateway.url").exists()
+    assert f"gateway cannot listen on 127.0.0.1:{port}" in caplog.text
+    assert "gateway (web app) is OFF" in caplog.text
