@@ -141,6 +141,11 @@ def _rename(row: dict[str, object]) -> None:
     (_edit_jsonl("certificates.jsonl", 0, _two_votes_only),
      "certificates.jsonl line 1 (b"),
     (_edit_jsonl("certificates.jsonl", 2, _foreign_item), "is not an item of the task"),
+    # certificates after the first of a vote set: their own entry and round still count
+    (_edit_jsonl("certificates.jsonl", 4, lambda r: r.update(
+        value="dog" if r["value"] == "cat" else "cat")), "no entry for this item with value"),
+    (_edit_jsonl("certificates.jsonl", 5, lambda r: r.update(round=3)),
+     "round 2, certificate round 3"),
     (_drop_vote, "vote record b"),
     (_corrupt_vote, "votes/b"),
     (lambda f: (f / "items.car").write_bytes(b"\x02\xa0\x00"), "items.car:"),
