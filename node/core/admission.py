@@ -35,6 +35,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -120,6 +121,7 @@ class Admission:
         reg = registry or CollectorRegistry()
         self.counts = Counter("annot_admission", "Records by admission verdict and reason.",
                               ["verdict", "reason"], registry=reg)
+        self._children: dict[tuple[Verdict, str], Any] = {}
         self.pending_gauge = Gauge("annot_admission_pending",
                                    "Records waiting for their task.", registry=reg)
         limits = Gauge("annot_admission_limit", "Configured admission limits.", ["name"],
@@ -162,7 +164,11 @@ class Admission:
     def check(self, r: Record, source: str) -> tuple[Verdict, str]:
         """The verdict on one verified record from ``source`` (a peer id, "rpc", "self")."""
         verdict, reason = self._check(r, source)
-        self.counts.labels(verdict=verdict.value, reason=reason).inc()
+        child = self._children.get((verdict, reason))
+        if child is None:  # labels() costs more than the check itself on the hot path
+            child = self._children[(verdict, reason)] = self.counts.labels(
+                verdict=verdict.value, reason=reason)
+        child.inc()
         if verdict is Verdict.PENDING:
             self._pend(r, source)
         return verdict, reason
