@@ -655,6 +655,35 @@ def config_set(home: Path, key: str, values: tuple[str, ...]) -> None:
                "(takes effect at the next start)")
 
 
+@cli.command("backup")
+@home_option
+@json_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The backup file to write (a tar, mode 0600: it holds the node's key).")
+def backup_cmd(home: Path, as_json: bool, output: Path) -> None:
+    """Back up a node home — store, blocks, key, config, genesis — while it runs."""
+    from node.cli.backup import backup_home
+
+    _show(backup_home(_home(home), output), as_json, lambda r: click.echo(
+        f"backed up {r['records']} records and {r['blocks']} blocks to {r['file']} "
+        f"({r['bytes']} bytes)"))
+
+
+@cli.command("restore")
+@home_option
+@json_option
+@click.option("--force", is_flag=True, help="Replace the contents of a home that is not empty "
+                                            "(never one whose node is running).")
+@click.argument("backup_file", metavar="FILE", type=click.Path(exists=True, dir_okay=False,
+                                                               path_type=Path))
+def restore_cmd(home: Path, as_json: bool, force: bool, backup_file: Path) -> None:
+    """Restore a backup made by `annot backup` into --home."""
+    from node.cli.backup import restore_home
+
+    _show(restore_home(backup_file, _home(home), force), as_json, lambda r: click.echo(
+        f"restored {r['records']} records and {r['blocks']} blocks into {r['home']}"))
+
+
 @cli.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Key file to create (mode 0600).")
