@@ -32,12 +32,7 @@ import trio
 from node.errors import StoreError
 from protocol.errors import ProtocolError
 from protocol.genesis import Genesis
-from protocol.payout import (
-    compute_claims,
-    encode_payout_file,
-    exported_amounts,
-    payout_root,
-)
+from protocol.payout import compute_claims, exported_amounts, payout_file
 from protocol.records import Body, PayoutBinding, PayoutVote, Record, decode_record
 from protocol.tally import Tally, decode_tally
 
@@ -98,8 +93,8 @@ def next_candidate(network_id: bytes, tallies: dict[bytes, Tally],
     if not claims:
         return None
     epoch = 1 + max((e for e, _, _, _ in epochs), default=0)
-    return Candidate(epoch, new, payout_root(claims),
-                     encode_payout_file(network_id, epoch, new, claims))
+    root, data = payout_file(network_id, epoch, new, claims)
+    return Candidate(epoch, new, root, data)
 
 
 class PayoutKeeper:

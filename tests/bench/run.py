@@ -28,10 +28,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.bench import catchup, finality, gossip, ingest, memory, rpc
+from tests.bench import catchup, finality, gossip, ingest, items_dir, memory, payout, rpc
 from tests.bench.common import Figure, machine, table
 
-BENCHES = ("ingest", "gossip", "catchup", "finality", "rpc", "memory")
+BENCHES = ("ingest", "gossip", "catchup", "finality", "rpc", "memory", "items_dir", "payout")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 README = Path(__file__).resolve().parents[2] / "README.md"
 BEGIN = "<!-- bench-table: begin (written by make bench-readme from tests/bench/results.json) -->"
@@ -57,6 +57,10 @@ def _suite(root: Path, quick: bool, only: set[str]) -> list[tuple[str, Callable[
         out.append(("rpc", lambda: rpc.run(root / "rpc", quick)))
     if "memory" in only:
         out.append(("memory", lambda: memory.run(root / "memory", quick)))
+    if "items_dir" in only:
+        out.append(("items_dir", lambda: items_dir.run(root / "items_dir", quick)))
+    if "payout" in only:
+        out.append(("payout", lambda: payout.run(root / "payout", quick)))
     return out
 
 
