@@ -29,7 +29,6 @@ from node.core.config import Config
 from node.p2p import P2PNode, serve_p2p
 from node.p2p.frames import SYNC_PROTOCOL, encode_batch
 from node.store.db import open_store
-from protocol import cid as cidlib
 from protocol.genesis import Genesis
 from protocol.keys import SigningKey
 from protocol.records import Annotation, Record, sign_record
@@ -164,7 +163,9 @@ async def test_adversarial_peers(cluster_factory: Any, tmp_path: Path) -> None:
                         await f.gossip.publish_payload(
                             encode_batch([r.data for r in old.annotations[i:i + 64]]))
                         sent += 1
-                    item = cidlib.cid_bytes(b"forked")
+                    # an item of the task: admission control (issue 13) stores only
+                    # annotations that can matter, so only those can be fork evidence
+                    item = old.items[-1]
                     for label in ("cat", "dog"):
                         rec = sign_record(net, forker, 1, Annotation(old.task.cid, item, label))
                         await f.gossip.publish_payload(encode_batch([rec.data]))
