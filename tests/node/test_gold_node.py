@@ -1,0 +1,72 @@
+"""Gold reveals on the node (node.consensus.gold) over a real SQLite store: the ingest
+rule refuses a wrong, early or foreign reveal with a precise error; the tally of a task
+with gold waits for a valid reveal, or for its deadline."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from node.consensus.gold import GoldPending, check_gold_record, gold_answers
+from node.store.db import open_store
+from protocol.cid import cid_bytes
+from protocol.gold import NotTaskAuthorError, RevealMismatchError, RevealTooEarlyError, commit_gold
+from protocol.keys import SigningKey
+from protocol.records import GoldEntry, GoldReveal, Task, sign_record
+
+NET = hashlib.sha256(b"gold node").digest()
+REQ, OTHER = SigningKey(b"\x21" * 32), SigningKey(b"\x22" * 32)
+ITEMS = tuple(cid_bytes(b"item %d" % i) for i in range(4))
+
+
+def setup() -> tuple[bytes, Task, tuple[GoldEntry, ...]]:
+    commitments, entries = commit_gold({ITEMS[1]: "yes", ITEMS[2]: "no"},
+                                       {ITEMS[1]: b"\x01" * 32, ITEMS[2]: b"\x02" * 32})
+    task = Task(title="t", labels=("yes", "no"), items=ITEMS, redundancy=1, reward_per_item=10,
+                validator_share_bps=0, close_time=1_000, gold=commitments, reveal_window=100)
+    tid = sign_record(NET, REQ, 1, task).cid
+    return tid, task, entries
+
+
+def flipped(e: GoldEntry) -> GoldEntry:
+    return GoldEntry(e.salt, e.item, "no" if e.label == "yes" else "yes")
+
+
+def test_the_ingest_rule_refuses_bad_reveals_precisely() -> None:
+    tid, task, entries = setup()
+    tasks = {tid: (REQ.public_key, task)}
+    good = sign_record(NET, REQ, 2, GoldReveal(tid, entries))
+    check_gold_record(good, tasks.get, now=1_000)
+    wrong = sign_record(NET, REQ, 2, GoldReveal(tid, (entries[0], flipped(entries[1]))))
+    with pytest.raises(RevealMismatchError, match=r"\(label '(yes|no)'\) opens none"):
+        check_gold_record(wrong, tasks.get, now=1_000)
+    with pytest.raises(RevealTooEarlyError, match="before the task closes"):
+        check_gold_record(good, tasks.get, now=999)
+    with pytest.raises(NotTaskAuthorError):
+        check_gold_record(sign_record(NET, OTHER, 1, GoldReveal(tid, entries)), tasks.get,
+                          now=1_000)
+    check_gold_record(good, {}.get, now=0)  # task not here: admission holds it
+
+
+def test_the_tally_waits_for_a_valid_reveal_or_the_deadline(tmp_path: Path) -> None:
+    tid, task, entries = setup()
+    store = open_store(tmp_path / "store.db")
+    try:
+        with pytest.raises(GoldPending, match="waiting for the gold reveal"):
+            gold_answers(store, NET, tid, REQ.public_key, task, now=1_050)
+        assert gold_answers(store, NET, tid, REQ.public_key, task, now=1_100) is None
+        # a wrong reveal that got stored anyway (an older node) is never used
+        bad = GoldReveal(tid, (entries[0], flipped(entries[1])))
+        store.save_records([sign_record(NET, REQ, 2, bad)])
+        with pytest.raises(GoldPending):
+            gold_answers(store, NET, tid, REQ.public_key, task, now=1_050)
+        store.save_records([sign_record(NET, REQ, 3, GoldReveal(tid, entries))])
+        assert gold_answers(store, NET, tid, REQ.public_key, task, now=1_050) == {
+            ITEMS[1]: "yes", ITEMS[2]: "no"}
+        plain = Task(title="t", labels=("yes", "no"), items=ITEMS, redundancy=1,
+                     reward_per_item=10, validator_share_bps=0)
+        assert gold_answers(store, NET, tid, REQ.public_key, plain, now=0) is None
+    finally:
+        store.close()
