@@ -278,6 +278,12 @@ def task_create(home: Path, as_json: bool, title: str, labels: tuple[str, ...],
         "redundancy": redundancy, "reward_per_item": reward,
         "validator_share_bps": validator_share, "rule": rule,
     }
+    from node.cli.task_limits import count_files, precheck_task
+
+    # the genesis limits first: nothing is uploaded or signed for a task the network refuses
+    precheck_task(_home(home), {**params, "close_time": close_time, "allow": allow,
+                                "instructions": instructions},
+                  count_files(items_dir) if items_dir else 1 if items_csv else None)
     if items_dir is not None or items_csv is not None:
         from node.cli.files import add_csv, add_tree
         from node.cli.tree import TreeError

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any
+from dataclasses import dataclass
 
 import trio
 
@@ -44,6 +44,15 @@ FETCH_TIMEOUT_S = 5.0
 def tally_block_cid(root: bytes) -> bytes:
     """CIDv1 (raw, sha2-256) of the block ``TALLY_TAG + encoding``: its digest is the root."""
     return cid_from_digest(root)
+
+
+@dataclass(frozen=True, slots=True)
+class TallyState:
+    """The tally votes seen for one task: validator peer id -> root hex, and the root
+    that holds a quorum, if any."""
+
+    votes: dict[str, str]
+    quorum_root: str | None
 
 
 class TallyKeeper:
@@ -70,10 +79,10 @@ class TallyKeeper:
                                     ports.sign_own if validator is not None else None,
                                     settle_s)
 
-    def state(self, task: bytes) -> dict[str, Any]:
+    def state(self, task: bytes) -> TallyState:
         votes = self._latest.get(task, {})
-        return {"votes": {peer_id_from_public_key(a): r.hex() for a, (_, r) in votes.items()},
-                "quorum_root": (q.hex() if (q := self._quorum_root(task)) else None)}
+        return TallyState({peer_id_from_public_key(a): r.hex() for a, (_, r) in votes.items()},
+                          q.hex() if (q := self._quorum_root(task)) else None)
 
     def item_final(self, task: bytes, item: bytes) -> None:
         # counted in memory: re-reading the task's certificates per final item was

@@ -23,11 +23,31 @@ from node.rpc.api import (
     AnnotationQuery,
     CertificateView,
     InvalidParamsError,
-    JSONObject,
     NotFoundError,
     RecordRejectedError,
     TaskSpec,
     UnavailableError,
+)
+from node.rpc.results import (
+    AccountInfo,
+    AnnotationInfo,
+    AnnotationPage,
+    EvidenceInfo,
+    EvidencePage,
+    ItemInfo,
+    LedgerInfo,
+    NodePeers,
+    NodeStatus,
+    RecordSubmitted,
+    Signed,
+    TallyInfo,
+    TaskCertificates,
+    TaskCreated,
+    TaskInfo,
+    TaskItem,
+    TaskItems,
+    TaskPage,
+    TaskSummary,
 )
 from node.store.db import Saved, StoredAnnotation
 from protocol import cid as cidlib
@@ -65,13 +85,14 @@ def _cursor(cursor: str | None) -> int:
     return int(cursor)
 
 
-def _annotation_json(a: StoredAnnotation) -> JSONObject:
+def _annotation_json(a: StoredAnnotation) -> AnnotationInfo:
     return {"cid": cidlib.cid_to_str(a.cid), "author": _pid(a.author), "seq": a.seq,
             "task": cidlib.cid_to_str(a.task), "item": cidlib.cid_to_str(a.item),
             "label": a.label}
 
 
-def task_json(task_id: bytes, requester: bytes, t: Task) -> JSONObject:
+def task_json(task_id: bytes, requester: bytes, t: Task, items_final: int,
+              tally_root: bytes | None) -> TaskInfo:
     return {
         "task": cidlib.cid_to_str(task_id), "requester": _pid(requester), "title": t.title,
         "labels": list(t.labels),
@@ -83,6 +104,9 @@ def task_json(task_id: bytes, requester: bytes, t: Task) -> JSONObject:
         "validator_share_bps": t.validator_share_bps, "close_time": t.close_time or None,
         "allow": [_pid(a) for a in t.allow], "rule": t.rule,
         "instructions": cidlib.cid_to_str(t.instructions) if t.instructions else None,
+        "items_final": items_final,
+        "complete": items_final == (t.item_count or len(t.items)),
+        "tally_root": tally_root.hex() if tally_root is not None else None,
     }
 
 
@@ -126,7 +150,7 @@ class NodeRPC:
         tid, requester, t, _ = self._task_entry(task)
         return tid, requester, t
 
-    def _sign(self, body: Any) -> JSONObject:
+    def _sign(self, body: Any) -> Signed:
         try:
             rec = self.node.sign_own(body)
         except ProtocolError as exc:
@@ -136,7 +160,7 @@ class NodeRPC:
         return {"cid": rec.cid_str, "author": rec.author_id, "seq": rec.seq}
 
     # ---------------------------------------------------------------- node
-    async def node_status(self) -> JSONObject:
+    async def node_status(self) -> NodeStatus:
         n = self.node
         p2p = self.p2p
         return {
@@ -152,14 +176,14 @@ class NodeRPC:
             "gateway_url": read_gateway_url(n.home.root),
         }
 
-    async def node_peers(self) -> JSONObject:
+    async def node_peers(self) -> NodePeers:
         p2p = self.p2p
         validators = {v.peer_id for v in self.node.genesis.validators}
         return {"peers": [{"peer_id": p, "validator": p in validators,
                            "addrs": p2p.host.peer_addrs(p)} for p in p2p.peers()]}
 
     # ---------------------------------------------------------------- records
-    async def record_submit(self, record: bytes) -> JSONObject:
+    async def record_submit(self, record: bytes) -> RecordSubmitted:
         try:
             rec, saved = self.node.ingest.submit(record)
         except ProtocolError as exc:
@@ -188,7 +212,7 @@ class NodeRPC:
             raise InvalidParamsError("items_dir", f"{items_dir} holds no files")
         return distinct
 
-    async def task_create(self, spec: TaskSpec) -> JSONObject:
+    async def task_create(self, spec: TaskSpec) -> TaskCreated:
         dir_items: dict[str, Any] = {}
         if spec.items_dir is not None:
             dir_items = {"items_dir": cidlib.cid_from_str(spec.items_dir),
@@ -210,40 +234,37 @@ class NodeRPC:
         out = self._sign(body)
         return {"task": out["cid"], "seq": out["seq"], "requester": out["author"]}
 
-    async def task_get(self, task: str) -> JSONObject:
+    async def task_get(self, task: str) -> TaskInfo:
         tid, requester, t = self._load_task(task)
-        final = self.node.store.final_count(tid)
-        out = task_json(tid, requester, t)
-        out["items_final"] = final
-        out["complete"] = final == (t.item_count or len(t.items))
         tally = self.node.store.tally(tid)
-        out["tally_root"] = tally[0].hex() if tally else None
-        return out
+        return task_json(tid, requester, t, self.node.store.final_count(tid),
+                         tally[0] if tally else None)
 
-    async def task_list(self, cursor: str | None, limit: int) -> JSONObject:
+    async def task_list(self, cursor: str | None, limit: int) -> TaskPage:
         rows = self.node.store.page_of_kind("task", _cursor(cursor), limit)
-        tasks = []
+        tasks: list[TaskSummary] = []
         for _, data in rows:
             rec = decode_record(data, self.node.genesis.network_id, verify=False)
             assert isinstance(rec.body, Task)
             t = rec.body
             tasks.append({"task": rec.cid_str, "title": t.title, "requester": rec.author_id,
-                          "items": t.item_count or len(t.items),
+                          "item_count": t.item_count or len(t.items),
                           "items_final": self.node.store.final_count(rec.cid)})
         nxt = str(rows[-1][0]) if len(rows) == limit else None
         return {"tasks": tasks, "next_cursor": nxt}
 
-    async def task_items(self, task: str, cursor: str | None, limit: int) -> JSONObject:
+    async def task_items(self, task: str, cursor: str | None, limit: int) -> TaskItems:
         """A task's items with their paths: a directory task's files in path order (a
         path cursor), or an inline task's items (an index cursor, no paths)."""
         tid, _, t, _ = self._task_entry(task)
         state = self.node.store.task_dir(tid) if t.items_dir is not None else None
         if t.items_dir is None:
             start = _cursor(cursor)
-            page = [{"item": cidlib.cid_to_str(i), "path": None}
-                    for i in t.items[start:start + limit]]
+            page: list[TaskItem] = [{"item": cidlib.cid_to_str(i), "path": None}
+                                    for i in t.items[start:start + limit]]
             nxt = str(start + limit) if start + limit < len(t.items) else None
-            return {"task": task, "items": page, "next_cursor": nxt, "resolved": True}
+            return {"task": task, "items": page, "next_cursor": nxt, "resolved": True,
+                    "error": None}
         rows = self.node.store.task_item_page(tid, cursor or "", limit)
         return {"task": task, "resolved": state is not None and state[0] == "resolved",
                 "error": state[2] if state else None,
@@ -251,7 +272,7 @@ class NodeRPC:
                 "next_cursor": rows[-1][0] if len(rows) == limit else None}
 
     async def task_certificates(self, task: str, cursor: str | None, limit: int
-                                ) -> JSONObject:
+                                ) -> TaskCertificates:
         """A task's final items with the ids of the precommit records that prove each
         (fetch those with block.get): an export pages through them."""
         tid, _, _, _ = self._task_entry(task)
@@ -262,7 +283,7 @@ class NodeRPC:
              "votes": [cidlib.cid_to_str(ref) for ref in refs]} for i, v, r, refs in rows],
             "next_cursor": cidlib.cid_to_str(rows[-1][0]) if len(rows) == limit else None}
 
-    async def annotation_create(self, task: str, item: str, label: str) -> JSONObject:
+    async def annotation_create(self, task: str, item: str, label: str) -> Signed:
         tid, _, t, items = self._task_entry(task)
         iid = _cid(item)
         if iid not in items:
@@ -271,7 +292,7 @@ class NodeRPC:
             raise InvalidParamsError("label", f"{label!r} is not one of {', '.join(t.labels)}")
         return self._sign(Annotation(task=tid, item=iid, label=label))
 
-    async def annotation_list(self, query: AnnotationQuery) -> JSONObject:
+    async def annotation_list(self, query: AnnotationQuery) -> AnnotationPage:
         offset = _cursor(query.cursor)
         author = public_key_from_peer_id(query.author) if query.author else None
         rows = self.node.store.annotations_page(
@@ -281,7 +302,7 @@ class NodeRPC:
         return {"annotations": [_annotation_json(a) for a in rows], "next_cursor": nxt}
 
     # ---------------------------------------------------------------- consensus
-    async def item_get(self, task: str, item: str) -> JSONObject:
+    async def item_get(self, task: str, item: str) -> ItemInfo:
         tid, _, t, items = self._task_entry(task)
         iid = _cid(item)
         if iid not in items:
@@ -291,7 +312,8 @@ class NodeRPC:
         return {
             "task": task, "item": item, "paths": self.node.store.item_paths(tid, iid),
             "annotations": [_annotation_json(a) for a in self.node.store.annotations(tid, iid)],
-            "redundancy": t.redundancy, **state,
+            "redundancy": t.redundancy, "round": state.round, "phase": state.phase,
+            "proposal": state.proposal, "locked": state.locked,
             "final": cert[0] if cert else None,
             "final_round": cert[1] if cert else None,
             "certificate": cidlib.cid_str(self._certificate_bytes(tid, iid)) if cert else None,
@@ -318,22 +340,24 @@ class NodeRPC:
     def _ledger(self) -> Any:
         return build_ledger(decode_tally(d) for _, _, d in self.node.store.tallies())
 
-    async def tally_get(self, task: str) -> JSONObject:
+    async def tally_get(self, task: str) -> TallyInfo:
         tid, _, _ = self._load_task(task)
         stored = self.node.store.tally(tid)
         votes = self.consensus.tally_state(tid)
         if stored is None:
-            return {"task": task, "final": False, "root": None, "entries": [], **votes}
+            return {"task": task, "final": False, "root": None, "entries": [],
+                    "votes": votes.votes, "quorum_root": votes.quorum_root,
+                    "total": None, "requester": None}
         tally = decode_tally(stored[1])
         return {
             "task": task, "final": True, "root": stored[0].hex(), "total": tally.total,
             "requester": _pid(tally.requester),
             "entries": [{"account": _pid(e.account), "amount": e.amount, "agreed": e.agreed,
                          "disagreed": e.disagreed} for e in tally.entries],
-            **votes,
+            "votes": votes.votes, "quorum_root": votes.quorum_root,
         }
 
-    async def ledger_get(self) -> JSONObject:
+    async def ledger_get(self) -> LedgerInfo:
         ledger = self._ledger()
         accounts = sorted(ledger.accounts, key=lambda a: (-a.balance, a.key))
         return {
@@ -344,9 +368,9 @@ class NodeRPC:
                           "reputation": a.reputation} for a in accounts],
         }
 
-    async def evidence_list(self, cursor: str | None, limit: int) -> JSONObject:
+    async def evidence_list(self, cursor: str | None, limit: int) -> EvidencePage:
         rows = self.node.store.evidence(_cursor(cursor), limit)
-        out = []
+        out: list[EvidenceInfo] = []
         for i, kind, a, b in rows:
             ra = decode_record(a, self.node.genesis.network_id, verify=False)
             out.append({"id": i, "kind": kind, "author": ra.author_id, "seq": ra.seq,
@@ -354,7 +378,7 @@ class NodeRPC:
         nxt = str(rows[-1][0]) if len(rows) == limit else None
         return {"evidence": out, "next_cursor": nxt}
 
-    async def account_get(self, author: str) -> JSONObject:
+    async def account_get(self, author: str) -> AccountInfo:
         key = public_key_from_peer_id(author)
         ledger = self._ledger()
         acct = ledger.account(key)

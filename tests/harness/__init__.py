@@ -37,6 +37,7 @@ from node.core.home import init_home
 from node.rpc.client import SyncRPCClient
 from protocol.genesis import Genesis, Params, Validator
 from protocol.keys import SigningKey
+from tests.rpc_shapes import check_result
 
 ANNOT = [sys.executable, "-m", "node.cli"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -209,17 +210,24 @@ class Cluster:
         return SyncRPCClient.from_home(self.home(i))
 
     def rpc(self, i: int, method: str, **params: Any) -> Any:
+        """One call; its result is checked against the method's type in node.rpc.results."""
         ns = self.netns[i]
         if ns:
-            return in_netns(ns, lambda: self.client(i).call(method, **params))
-        return self.client(i).call(method, **params)
+            result = in_netns(ns, lambda: self.client(i).call(method, **params))
+        else:
+            result = self.client(i).call(method, **params)
+        check_result(method, result)
+        return result
 
     def rpc_batch(self, i: int, calls: Sequence[tuple[str, dict[str, Any]]]) -> list[Any]:
         """Many calls in one HTTP request; results in order (an error raises)."""
         client = self.client(i)
         ns = self.netns[i]
         replies = in_netns(ns, lambda: client.batch(calls)) if ns else client.batch(calls)
-        return [r.unwrap() for r in replies]
+        results = [r.unwrap() for r in replies]
+        for (method, _), result in zip(calls, results, strict=True):
+            check_result(method, result)
+        return results
 
     def status(self, i: int) -> dict[str, Any]:
         result: dict[str, Any] = self.rpc(i, "node.status")

@@ -23,6 +23,23 @@ from node.rpc.api import (
     TaskSpec,
 )
 from node.rpc.config import RPCConfig
+from node.rpc.results import (
+    AccountInfo,
+    AnnotationPage,
+    EvidencePage,
+    ItemInfo,
+    LedgerInfo,
+    NodePeers,
+    NodeStatus,
+    RecordSubmitted,
+    Signed,
+    TallyInfo,
+    TaskCertificates,
+    TaskCreated,
+    TaskInfo,
+    TaskItems,
+    TaskPage,
+)
 from node.rpc.server import serve_rpc
 from protocol.cid import DAG_PB, RAW, cid_str
 
@@ -35,7 +52,8 @@ METRICS = b"# TYPE annot_peers gauge\nannot_peers 2.0\n"
 
 
 class FakeNodeAPI:
-    """Implements node.rpc.api.NodeAPI over dicts; ``calls`` logs (method, args)."""
+    """Implements node.rpc.api.NodeAPI with canned results typed as node.rpc.results;
+    ``calls`` logs (method, args)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
@@ -46,95 +64,107 @@ class FakeNodeAPI:
     def _log(self, method: str, *args: Any) -> None:
         self.calls.append((method, args))
 
-    async def node_status(self) -> dict[str, Any]:
+    async def node_status(self) -> NodeStatus:
         self._log("node_status")
         return {
-            "peer_id": PEER, "network_id": NETWORK_ID, "version": "0.1.0", "validator": True,
-            "peer_count": 1, "record_count": 7,
+            "peer_id": PEER, "network_id": NETWORK_ID, "network": "fakenet",
+            "version": "0.1.0", "validator": True, "peer_count": 1, "record_count": 7,
+            "records_by_kind": {"task": 1, "annotation": 6},
             "listen_addrs": [f"/ip4/127.0.0.1/tcp/4001/p2p/{PEER}"],
-            "topics": [f"/annot/{NETWORK_ID}/records"],
+            "topics": [f"/annot/{NETWORK_ID}/records/1"], "final_items": 0,
+            "ledger_root": "00" * 32, "gateway_url": None,
         }
 
-    async def node_peers(self) -> dict[str, Any]:
+    async def node_peers(self) -> NodePeers:
         self._log("node_peers")
         return {"peers": [{"peer_id": PEER2, "addrs": ["/ip4/10.0.0.2/tcp/4001"],
                            "validator": False}]}
 
-    async def record_submit(self, record: bytes) -> dict[str, Any]:
+    async def record_submit(self, record: bytes) -> RecordSubmitted:
         self._log("record_submit", record)
         if record.startswith(b"bad"):
             raise RecordRejectedError("signature does not verify")
         self.seq += 1
         return {"cid": cid_str(record), "kind": "annotation", "author": PEER2, "seq": self.seq,
-                "new": True}
+                "new": True, "fork": False}
 
-    async def task_create(self, spec: TaskSpec) -> dict[str, Any]:
+    async def task_create(self, spec: TaskSpec) -> TaskCreated:
         self._log("task_create", spec)
         self.seq += 1
         task = cid_str(repr(spec).encode())
         self.tasks[task] = spec
-        return {"task": task, "seq": self.seq}
+        return {"task": task, "seq": self.seq, "requester": PEER}
 
-    async def task_get(self, task: str) -> dict[str, Any]:
+    async def task_get(self, task: str) -> TaskInfo:
         self._log("task_get", task)
         if task != TASK:
             raise NotFoundError("task", task)
-        return {"task": TASK, "title": "cats", "labels": ["cat", "dog"], "item_count": 1,
-                "items_final": 0, "requester": PEER}
+        return {"task": TASK, "requester": PEER, "title": "cats", "labels": ["cat", "dog"],
+                "items": [ITEM], "items_dir": None, "item_count": 1, "redundancy": 3,
+                "reward_per_item": 100, "validator_share_bps": 1000, "close_time": None,
+                "allow": [], "rule": "majority", "instructions": None, "items_final": 0,
+                "complete": False, "tally_root": None}
 
     async def task_certificates(self, task: str, cursor: str | None, limit: int
-                                ) -> dict[str, Any]:
+                                ) -> TaskCertificates:
         self._log("task_certificates", task, cursor, limit)
-        return {"certificates": [{"item": ITEM, "value": "cat", "round": 0, "votes": [TASK]}],
-                "next_cursor": None}
+        return {"task": task, "next_cursor": None,
+                "certificates": [{"item": ITEM, "value": "cat", "round": 0, "votes": [TASK]}]}
 
-    async def task_items(self, task: str, cursor: str | None, limit: int) -> dict[str, Any]:
+    async def task_items(self, task: str, cursor: str | None, limit: int) -> TaskItems:
         self._log("task_items", task, cursor, limit)
-        return {"task": task, "resolved": True, "next_cursor": None,
+        return {"task": task, "resolved": True, "next_cursor": None, "error": None,
                 "items": [{"item": ITEM, "path": "photos/cat.png"}]}
 
-    async def task_list(self, cursor: str | None, limit: int) -> dict[str, Any]:
+    async def task_list(self, cursor: str | None, limit: int) -> TaskPage:
         self._log("task_list", cursor, limit)
-        return {"tasks": [{"task": TASK, "title": "cats", "item_count": 1, "items_final": 0,
-                           "status": "open"}], "next_cursor": None if cursor else "c2"}
+        return {"tasks": [{"task": TASK, "title": "cats", "requester": PEER, "item_count": 1,
+                           "items_final": 0}], "next_cursor": None if cursor else "c2"}
 
-    async def annotation_create(self, task: str, item: str, label: str) -> dict[str, Any]:
+    async def annotation_create(self, task: str, item: str, label: str) -> Signed:
         self._log("annotation_create", task, item, label)
         self.seq += 1
         return {"cid": cid_str(f"{task}{item}{label}".encode()), "author": PEER, "seq": self.seq}
 
-    async def annotation_list(self, query: AnnotationQuery) -> dict[str, Any]:
+    async def annotation_list(self, query: AnnotationQuery) -> AnnotationPage:
         self._log("annotation_list", query)
         return {"annotations": [{"cid": ITEM, "author": PEER, "seq": 1, "task": TASK,
                                  "item": ITEM, "label": "cat"}], "next_cursor": None}
 
-    async def item_get(self, task: str, item: str) -> dict[str, Any]:
+    async def item_get(self, task: str, item: str) -> ItemInfo:
         self._log("item_get", task, item)
-        return {"task": task, "item": item, "round": 0, "phase": "final", "final": "cat",
-                "certificate": ITEM,
-                "annotations": [{"author": PEER, "label": "cat", "seq": 1}]}
+        return {"task": task, "item": item, "paths": ["photos/cat.png"], "redundancy": 3,
+                "round": 0, "phase": "precommit", "proposal": "cat", "locked": "cat",
+                "final": "cat", "final_round": 0, "certificate": ITEM,
+                "annotations": [{"cid": ITEM, "author": PEER, "seq": 1, "task": task,
+                                 "item": item, "label": "cat"}]}
 
     async def certificate_get(self, task: str, item: str) -> CertificateView:
         self._log("certificate_get", task, item)
         return CertificateView(b"\x93cert", {"task": task, "item": item, "value": "cat",
-                                             "round": 0, "signers": [PEER]})
+                                             "round": 0, "signers": [PEER],
+                                             "cid": ITEM, "size": 5})
 
-    async def tally_get(self, task: str) -> dict[str, Any]:
+    async def tally_get(self, task: str) -> TallyInfo:
         self._log("tally_get", task)
-        return {"task": task, "root": "00" * 32, "final": True}
+        return {"task": task, "root": "00" * 32, "final": True, "total": 100,
+                "requester": PEER2, "votes": {PEER: "00" * 32}, "quorum_root": "00" * 32,
+                "entries": [{"account": PEER, "amount": 90, "agreed": 3, "disagreed": 0}]}
 
-    async def ledger_get(self) -> dict[str, Any]:
+    async def ledger_get(self) -> LedgerInfo:
         self._log("ledger_get")
-        return {"accounts": [{"author": PEER, "balance": 90, "agreements": 3,
-                              "reputation": 1000}]}
+        return {"root": "11" * 32, "tallies": 1,
+                "accounts": [{"author": PEER, "balance": 90, "earned": 90, "paid": 0,
+                              "agreed": 3, "disagreed": 0, "reputation": 1000}]}
 
-    async def evidence_list(self, cursor: str | None, limit: int) -> dict[str, Any]:
+    async def evidence_list(self, cursor: str | None, limit: int) -> EvidencePage:
         self._log("evidence_list", cursor, limit)
         return {"evidence": [], "next_cursor": None}
 
-    async def account_get(self, author: str) -> dict[str, Any]:
+    async def account_get(self, author: str) -> AccountInfo:
         self._log("account_get", author)
-        return {"author": author, "next_seq": 5, "reputation": 1000}
+        return {"author": author, "next_seq": 5, "clock": 4, "balance": 90,
+                "reputation": 1000, "agreed": 3, "disagreed": 0}
 
     async def block_put(self, data: bytes, codec: str) -> str:
         self._log("block_put", data, codec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def test_status(served: tuple[FakeNodeAPI, Path]) -> None:
     _, home = served
     human = annot(home, "status")
     assert human.exit_code == 0, human.output
-    assert f"peer_id:      {PEER}" in human.stdout
+    assert re.search(rf"^peer_id: +{PEER}$", human.stdout, re.M)
     assert f"/p2p/{PEER}" in human.stdout
     as_json = json.loads(annot(home, "status", "--json").stdout)
     assert as_json["record_count"] == 7

@@ -34,6 +34,7 @@ from protocol.cid import cid_from_str, cid_str, cid_to_str
 from protocol.encoding import Limits
 from protocol.keys import SigningKey
 from protocol.records import Annotation, sign_record
+from tests.rpc_shapes import check_result
 
 ANNOTATOR = SigningKey(hashlib.sha256(b"rpc live annotator").digest())
 FORKER = SigningKey(hashlib.sha256(b"rpc live forker").digest())
@@ -74,6 +75,7 @@ class Live:
         assert payload["jsonrpc"] == "2.0" and payload["id"] == 1
         if "error" in payload:
             raise RPCFailed(payload["error"])
+        check_result(method, payload["result"])  # the shape node.rpc.results documents
         return payload["result"]
 
     def fails(self, method: str, params: Any = None) -> RPCFailed:
@@ -269,7 +271,7 @@ def test_task_list_pages(live: Live) -> None:
     everything = live.call("task.list")
     assert [t["task"] for t in everything["tasks"]] == seen
     row = everything["tasks"][0]
-    assert set(row) >= {"task", "title", "requester", "items", "items_final"}
+    assert set(row) >= {"task", "title", "requester", "item_count", "items_final"}
     assert "'limit': expected integer 1..1000, got 0" in live.fails("task.list",
                                                                      {"limit": 0}).message
     err = live.fails("task.list", {"cursor": "bogus"})
