@@ -14,11 +14,13 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import stat
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from node.errors import NodeError
 from node.rpc.client import RPCClient
 from protocol.cid import DAG_PB, cid_to_str, decode_cid
 from protocol.unixfs import CHUNK_SIZE, Block, FileImporter
@@ -30,7 +32,7 @@ BATCH_BYTES = 1 << 20  # base64 of the blocks in one request (the node takes 2 M
 PROGRESS_EVERY_S = 0.5
 
 
-class TreeError(ValueError):
+class TreeError(NodeError):
     """A folder or CSV that cannot become items (the message says which entry, why)."""
 
 
@@ -103,12 +105,16 @@ def list_tree(folder: Path) -> tuple[list[tuple[str, Path]], list[str]]:
         current = stack.pop()
         for entry in sorted(current.iterdir(), reverse=True):
             rel = entry.relative_to(folder).as_posix()
-            if entry.is_symlink():
+            try:
+                mode = entry.lstat().st_mode
+            except OSError as exc:
+                raise TreeError(f"{entry}: {exc.strerror}") from None
+            if stat.S_ISLNK(mode):
                 raise TreeError(f"{entry}: symbolic links are not added (copy the file)")
-            if entry.is_dir():
+            if stat.S_ISDIR(mode):
                 folders.append(rel)
                 stack.append(entry)
-            elif entry.is_file():
+            elif stat.S_ISREG(mode):
                 files.append((rel, entry))
             else:
                 raise TreeError(f"{entry}: not a regular file or folder")
