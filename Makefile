@@ -11,7 +11,7 @@ SEEDS      ?= 10000
 DATA       ?=
 TESTNET    ?= testnet
 
-.PHONY: install js-deps browser webapp-vendor test-deps test lint sim quality bench bench-quick bench-readme scale faults testnet testnet-status testnet-stop testnet-clean
+.PHONY: install js-deps browser webapp-vendor test-deps test lint systemd-verify sim quality bench bench-quick bench-readme scale faults testnet testnet-status testnet-stop testnet-clean
 
 install: $(STAMP)
 
@@ -55,6 +55,19 @@ lint: install
 	$(BIN)/mypy --strict protocol node
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/hadolint deploy/container/Dockerfile
+	$(MAKE) --no-print-directory systemd-verify
+
+# systemd-analyze verify checks the unit offline (no running systemd needed; it runs in
+# this container). It also insists that ExecStart's binary exists, and the unit names the
+# system-wide install (/usr/local/bin/annot, see README), so it checks a copy whose only
+# change is that path, pointed at this venv's annot. Any warning fails. Installs Debian's systemd if missing.
+systemd-verify: install
+	@command -v systemd-analyze >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; }
+	@tmp=$$(mktemp -d) && sed 's|/usr/local/bin/annot|$(abspath $(BIN))/annot|g' \
+		deploy/systemd/annot.service > $$tmp/annot.service && \
+		out=$$(systemd-analyze verify $$tmp/annot.service 2>&1); rc=$$?; rm -rf $$tmp; \
+		if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; exit $$rc  # a warning fails too
 
 sim: install
 	$(BIN)/python -m tests.sim.run --seeds $(SEEDS)
