@@ -72,6 +72,13 @@ class TaskRules:
             if entry is not None and record.author != entry[0]:
                 raise NotTaskOwnerError(body.task, record.author, entry[0])
 
+    def check_open_now(self, task: bytes) -> None:
+        """Before the node signs a label for ``task`` (``annotation.create``): refuse it
+        if the task is closed on our clock (``TaskClosedError``)."""
+        found = self.lifecycle(task)
+        if found is not None:
+            check_open(task, found[1], int(self.clock()))
+
     def check_now(self, record: Record) -> None:
         """Refuse, on this node's clock, a label for a closed task and an update that
         cannot apply (``TaskClosedError``, ``TaskUpdateError``)."""
