@@ -7,16 +7,12 @@ let selected = new URLSearchParams(location.search).get("task");
 
 async function refreshList() {
   const { tasks } = await getJSON("/api/v1/tasks?limit=500");
-  const rows = [];
-  for (const t of tasks) {
-    const p = (await getJSON(`/api/v1/tasks/${t.task}`)).progress;
-    rows.push(el("tr", { class: t.task === selected ? "selected" : "", "data-task": t.task,
-      onclick: () => { selected = t.task; refreshDetail(); } },
-      el("td", { class: "mono", text: short(t.task) }), el("td", { text: t.title }),
-      el("td", { text: p.items }), el("td", { class: "final", text: p.final }),
-      el("td", { text: p.pending }), el("td", { text: p.short }), el("td", { text: p.expired })));
-  }
-  replace($("tasks").tBodies[0], rows);
+  replace($("tasks").tBodies[0], tasks.map((t) => el("tr", {
+    class: t.task === selected ? "selected" : "", "data-task": t.task,
+    onclick: () => { selected = t.task; refreshDetail(); } },
+    el("td", { class: "mono", text: short(t.task) }), el("td", { text: t.title }),
+    el("td", { text: t.items }), el("td", { class: "final", text: t.items_final }),
+    el("td", { text: `${t.redundancy} labels each` }))));
   if (!selected && tasks.length) selected = tasks[0].task;
 }
 
