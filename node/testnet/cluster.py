@@ -32,10 +32,11 @@ from pathlib import Path
 
 import trio
 
-from node.testnet.demo import add_arguments, demo_from_args, node_homes
 from node.core.home import init_home, new_key
+from node.errors import NodeError
 from node.gateway.config import read_gateway_url
 from node.rpc.client import ClientError, RPCClient, read_home
+from node.testnet.demo import add_arguments, demo_from_args, node_homes
 from protocol.genesis import Genesis, Validator
 
 META = "testnet.json"
@@ -45,7 +46,7 @@ READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
 
 
-class TestnetError(Exception):
+class TestnetError(NodeError):
     """The testnet cannot be brought up, or its directory is not what we expect."""
 
 
