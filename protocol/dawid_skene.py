@@ -19,9 +19,15 @@ rounding, which are part of the protocol:
   is computed *exactly* (Python integers are unbounded; an item with ``n``
   annotations gives a ``32*(n+1)``-bit product), then renormalised once:
   ``T[i][k] = q[k] * SCALE // sum_k q[k]``. Only floor division is used.
-* A fixed :data:`ITERATIONS` (50) rounds of M then E. If a round leaves every
-  posterior exactly unchanged the rest would too, so the loop stops early with
-  the identical result.
+* **Stopping**: rounds of M then E until no posterior moved by more than
+  :data:`TOLERANCE` (``SCALE >> 16``, about 1.5e-5, the tolerance crowd-kit's
+  Dawid-Skene uses on its loss) in one round, and at most :data:`ITERATIONS`
+  (100, crowd-kit's cap) rounds. The test is on integers, so every validator
+  stops after the same round. Measured on the five public crowd sets in
+  ``tests/data/crowd``: d_Duck_Identification stops after 15 rounds,
+  d_sentiment 19, s4_Dog_data 22, s4_Face_Sentiment_Identification 69, and
+  d_jn_product (8,315 items of 3 answers, many workers with few answers) runs
+  to the cap; its accuracy is 0.9396 after 50 rounds, 0.9400 after 100.
 * The label of an item is the class with the largest final posterior; ties go
   to :func:`protocol.grouping.best_label` (hash of item and label).
 
@@ -32,6 +38,7 @@ complete sum, so the result does not depend on the order of the input.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 
 from protocol.errors import AggregationError
@@ -48,7 +55,8 @@ from protocol.records import EXPIRED
 SCALE_BITS = 32
 SCALE = 1 << SCALE_BITS
 ALPHA = SCALE // 100  # confusion-matrix smoothing: a 0.01 pseudo-count per cell
-ITERATIONS = 50
+ITERATIONS = 100  # the cap on EM rounds (crowd-kit's n_iter)
+TOLERANCE = SCALE >> 16  # converged: no posterior moved more than this in a round
 MAX_ITERATIONS = 1000
 
 
@@ -112,9 +120,11 @@ def _run(groups: Mapping[bytes, list[tuple[bytes, str]]], labels: tuple[str, ...
     for _ in range(iterations):
         priors, confusion = _m_step(posteriors, cell_items, len(authors), n_classes)
         updated = _e_step(item_cells, priors, confusion, n_classes)
-        if updated == posteriors:
-            break
+        moved = max((max(map(abs, map(operator.sub, new, old)), default=0)
+                     for new, old in zip(updated, posteriors, strict=True)), default=0)
         posteriors = updated
+        if moved <= TOLERANCE:
+            break
     return posteriors
 
 
@@ -154,4 +164,4 @@ def _e_step(item_cells: list[list[int]], priors: list[int], confusion: list[list
     return out
 
 
-__all__ = ["ALPHA", "ITERATIONS", "SCALE", "SCALE_BITS", "dawid_skene"]
+__all__ = ["ALPHA", "ITERATIONS", "SCALE", "SCALE_BITS", "TOLERANCE", "dawid_skene"]

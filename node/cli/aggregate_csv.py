@@ -8,11 +8,17 @@ arbitrary strings (passed to the protocol as their UTF-8 bytes); the label
 schema is the sorted set of labels in the file. Every item gets a label, by
 the same code validators run (:mod:`protocol.aggregate`), so a requester can
 preview what the network will decide from a given set of answers.
+
+A worker's second (third, ...) answer to an item is dropped and the first one
+counts, as on the network, where a second annotation by one author on one item
+is refused; :func:`aggregate_file` reports every dropped row with its line and
+the line of the answer that counted. Public crowd data often has such rows.
 """
 
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 from node.errors import NodeError
@@ -36,7 +42,39 @@ class CsvAggregateError(NodeError):
         self.reason = reason
 
 
-def _read(csv_path: Path) -> list[tuple[str, str, str]]:
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """A dropped row: ``worker`` already answered ``item`` on ``first_line``."""
+
+    line: int
+    first_line: int
+    item: str
+    worker: str
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregated:
+    """``annot aggregate``'s result: a label per item and the rows it dropped."""
+
+    labels: list[tuple[str, str]]  # (item, label), items in first-appearance order
+    duplicates: list[Duplicate]  # in file order
+
+    @property
+    def dropped(self) -> int:
+        return len(self.duplicates)
+
+    def summary(self) -> str:
+        """One line for people, empty when nothing was dropped."""
+        if not self.duplicates:
+            return ""
+        d = self.duplicates[0]
+        more = f" and {self.dropped - 1} more" if self.dropped > 1 else ""
+        return (f"dropped {self.dropped} duplicate answer(s) (same worker, same item; the "
+                f"first counts, as on the network): line {d.line} repeats worker "
+                f"{d.worker!r} on item {d.item!r} from line {d.first_line}{more}")
+
+
+def _read(csv_path: Path) -> tuple[list[tuple[str, str, str]], list[Duplicate]]:
     try:
         with csv_path.open(newline="", encoding="utf-8-sig") as f:
             rows = list(enumerate(csv.reader(f, strict=True), start=1))
@@ -55,6 +93,7 @@ def _read(csv_path: Path) -> list[tuple[str, str, str]]:
             or names[2] not in _LABEL):
         raise CsvAggregateError(csv_path, n, f"header must be item,worker,label, got {header!r}")
     out: list[tuple[str, str, str]] = []
+    duplicates: list[Duplicate] = []
     seen: dict[tuple[str, str], int] = {}
     for n, row in rows[1:]:
         if len(row) != 3:
@@ -64,21 +103,27 @@ def _read(csv_path: Path) -> list[tuple[str, str, str]]:
             raise CsvAggregateError(csv_path, n, f"empty item, worker or label: {row!r}")
         first = seen.setdefault((item, worker), n)
         if first != n:
-            raise CsvAggregateError(csv_path, n, f"worker {worker!r} already labelled item "
-                                                 f"{item!r} on line {first}")
+            duplicates.append(Duplicate(n, first, item, worker))
+            continue
         out.append((item, worker, label))
     if not out:
         raise CsvAggregateError(csv_path, 0, "no annotations after the header")
-    return out
+    return out, duplicates
 
 
 def aggregate(rule: str, csv_path: Path) -> list[tuple[str, str]]:
     """``(item, label)`` for every item in ``csv_path``, in first-appearance order,
-    decided by ``rule`` (``majority`` or ``dawid-skene``)."""
+    decided by ``rule`` (``majority`` or ``dawid-skene``); duplicates dropped
+    (:func:`aggregate_file` says which)."""
+    return aggregate_file(rule, csv_path).labels
+
+
+def aggregate_file(rule: str, csv_path: Path) -> Aggregated:
+    """Every item's label by ``rule``, and the duplicate rows dropped on the way."""
     if rule not in RULES:
         raise CsvAggregateError(csv_path, 0,
                                 f"unknown rule {rule!r}; use one of {', '.join(RULES)}")
-    rows = _read(csv_path)
+    rows, duplicates = _read(csv_path)
     labels = sorted({label for _, _, label in rows})
     by_item: dict[str, list[tuple[bytes, bytes, str]]] = {}
     for item, worker, label in rows:
@@ -97,7 +142,7 @@ def aggregate(rule: str, csv_path: Path) -> list[tuple[str, str]]:
         if value is None:  # unreachable: every item has >= 1 annotation (redundancy 1)
             raise CsvAggregateError(csv_path, 0, f"no label for item {item!r}")
         out.append((item, value))
-    return out
+    return Aggregated(out, duplicates)
 
 
-__all__ = ["CsvAggregateError", "aggregate"]
+__all__ = ["Aggregated", "CsvAggregateError", "Duplicate", "aggregate", "aggregate_file"]

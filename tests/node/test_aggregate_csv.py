@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from node.cli.aggregate_csv import CsvAggregateError, aggregate
+from node.cli.aggregate_csv import CsvAggregateError, Duplicate, aggregate, aggregate_file
 from node.errors import NodeError
 
 CROWD = Path(__file__).resolve().parents[1] / "data" / "crowd"
@@ -38,7 +38,6 @@ def test_crowd_headers_are_accepted_by_position() -> None:
     ("item,worker,label\n", 0, "no annotations"),
     ("item,worker,label\nx,w,1\nx,w\n", 3, "3 columns"),
     ("item,worker,label\nx,w,1\ny,,1\n", 3, "empty"),
-    ("item,worker,label\nx,w,1\nx,w,2\n", 3, "line 2"),
     ("item,worker,label\nx,w,EXPIRED\n", 0, "reserved"),
 ])
 def test_malformed_files_name_the_line(tmp_path: Path, text: str, line: int,
@@ -50,6 +49,22 @@ def test_malformed_files_name_the_line(tmp_path: Path, text: str, line: int,
     assert isinstance(err.value, NodeError)
     if line:
         assert f"{path}:{line}:" in str(err.value)
+
+
+@pytest.mark.parametrize("rule", ["majority", "dawid-skene"])
+def test_duplicates_first_answer_wins_and_is_reported(tmp_path: Path, rule: str) -> None:
+    """As on the network: a worker's later answers to an item are dropped, the first counts."""
+    path = write(tmp_path, "item,worker,label\na,w1,cat\na,w2,dog\na,w1,dog\nb,w1,dog\n"
+                           "a,w3,cat\na,w1,dog\nb,w2,dog\n")
+    got = aggregate_file(rule, path)
+    assert got.labels == [("a", "cat"), ("b", "dog")]  # with w1's later "dog": a tie
+    assert got.dropped == 2
+    assert got.duplicates == [Duplicate(4, 2, "a", "w1"), Duplicate(7, 2, "a", "w1")]
+    assert "dropped 2 duplicate answer(s)" in got.summary()
+    assert "line 4 repeats worker 'w1' on item 'a' from line 2 and 1 more" in got.summary()
+    assert aggregate(rule, path) == got.labels
+    clean = write(tmp_path, "item,worker,label\na,w1,cat\n")
+    assert aggregate_file(rule, clean).dropped == 0 and aggregate_file(rule, clean).summary() == ""
 
 
 def test_unknown_rule_and_missing_file(tmp_path: Path) -> None:

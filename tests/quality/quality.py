@@ -2,16 +2,22 @@
 
 Run from the repository root::
 
-    .venv/bin/python -m tests.quality.quality [DATA_DIR] [--network] [--sets A,B] [--items N]
+    .venv/bin/python -m tests.quality.quality [DATA_DIR] [--crowdkit] [--network]
+        [--sets A,B] [--items N]
 
-``DATA_DIR`` defaults to ``tests/data/crowd``.
+``DATA_DIR`` defaults to ``tests/data/crowd`` (every folder in it with an
+``answer.csv`` and a ``truth.csv``).
 
-Offline (always): for each data set it prints answers, items, workers,
-classes, the accuracy against gold of ``majority`` and ``dawid-skene`` (the
-exact code validators run, fed the CSV rows as ``(item, worker, label)`` with
-ids as UTF-8 bytes), the seconds each took, the published majority /
-Dawid-Skene accuracies where the data set's README gives them (crowd-kit's
-benchmark), and whether Dawid-Skene reaches the published figure within 0.005.
+Offline (always): for each data set, the accuracy against gold of annot's
+``majority`` and ``dawid-skene`` (the exact code validators run, fed the first
+answer per (worker, item) as ``(item, worker, label)`` with ids as UTF-8
+bytes; :mod:`tests.quality.offline`) beside crowd-kit's MV, Wawa, DS,
+OneCoinDS, GLAD and MACE on the same answers (:mod:`tests.quality.crowdkit`),
+the best of those, and whether annot reaches it. ``--crowdkit`` (what ``make
+quality`` passes) runs crowd-kit in the same run, in two worker processes, and
+rewrites ``tests/data/crowd/crowdkit_accuracy.json``; without it the table
+compares with that file. Dawid-Skene must also reach the published figures of
+the data sets' README within 0.005.
 
 ``--network``: brings up a 4-validator testnet of real ``annot run`` processes
 in a temporary directory on free ports (:mod:`node.testnet`), and for each
@@ -28,8 +34,8 @@ it has that many (``majority``) or once every item has (``dawid-skene``), so on
 s4_Face_Sentiment_Identification (7 to 9 answers per item) some items are
 final before their last answers arrive, and the count ``net==off`` depends on
 timing (measured 557-584 of 584). ``--sets`` replays it anyway. Exit status 1 if
-any network label differs from offline, nodes disagree, or Dawid-Skene falls
-short of a published figure.
+annot is below crowd-kit's best on a set, any network label differs from
+offline, nodes disagree, or Dawid-Skene falls short of a published figure.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import csv
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +58,17 @@ from node.rpc.client import ClientError
 from node.testnet.cluster import TestnetError
 from node.testnet.demo import DemoError
 from node.testnet.demo_data import DemoDataError, Workload
-from protocol.aggregate import dawid_skene, majority
 from protocol.records import RULES
+from tests.quality.crowdkit import (
+    ACCURACY_FILE,
+    CROWDKIT_VERSION,
+    METHODS,
+    load_accuracies,
+    load_set,
+    run_crowdkit,
+    save_accuracies,
+    set_names,
+)
 from tests.quality.network import (
     Comparison,
     ReplayError,
@@ -61,70 +77,65 @@ from tests.quality.network import (
     free_base_port,
     replay,
 )
+from tests.quality.offline import annot_accuracies, table
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "data" / "crowd"
-SETS = (
-    "d_Duck_Identification", "d_jn_product", "d_sentiment", "s4_Dog_data",
-    "s4_Face_Sentiment_Identification",
-)
 NETWORK_SETS = ("d_Duck_Identification",)  # exact; see the module docstring for Face
 PUBLISHED = {"d_jn_product": ("0.897", "0.940"), "d_sentiment": ("0.932", "0.960")}
 TOLERANCE = 0.005  # issue 9: DS at least the published figure within this
 NODES = 4
 
-Ann = tuple[bytes, bytes, str]
+def _crowdkit_one(args: tuple[str, Path]) -> tuple[str, dict[str, float], dict[str, float]]:
+    name, data = args
+    acc, secs = run_crowdkit(load_set(name, data))
+    return name, acc, secs
 
 
-def load(folder: Path) -> tuple[list[Ann], dict[bytes, str]]:
-    """Answers and gold labels; columns by position (the sets name them differently)."""
-    with (folder / "answer.csv").open(newline="") as f:
-        answers = [(r[0].encode(), r[1].encode(), r[2]) for r in list(csv.reader(f))[1:] if r]
-    with (folder / "truth.csv").open(newline="") as f:
-        truth = {r[0].encode(): r[1] for r in list(csv.reader(f))[1:] if r}
-    return answers, truth
-
-
-def run_majority(answers: list[Ann], labels: list[str]) -> dict[bytes, str]:
-    by_item: dict[bytes, list[Ann]] = {}
-    for a in answers:
-        by_item.setdefault(a[0], []).append(a)
-    out: dict[bytes, str] = {}
-    for item, anns in by_item.items():
-        label = majority(anns, labels)
-        assert label is not None  # redundancy 1: every listed item has a label
-        out[item] = label
-    return out
-
-
-def accuracy(found: dict[bytes, str], truth: dict[bytes, str]) -> float:
-    return sum(found.get(item) == label for item, label in truth.items()) / len(truth)
-
-
-def offline_table(data: Path) -> bool:
-    """Print the offline table; False if Dawid-Skene misses a published figure."""
-    ok = True
-    head = ("data set", "answers", "items", "workers", "K", "MV acc", "MV s", "DS acc", "DS s",
-            "pub MV", "pub DS", "DS>=pub")
-    print("{:<34} {:>7} {:>6} {:>7} {:>2} {:>7} {:>6} {:>7} {:>6} {:>6} {:>6} {:>7}"
-          .format(*head))
-    for name in SETS:
-        answers, truth = load(data / name)
-        labels = sorted({label for _, _, label in answers})
-        start = time.perf_counter()
-        mv = accuracy(run_majority(answers, labels), truth)
-        mv_s = time.perf_counter() - start
-        start = time.perf_counter()
-        ds = accuracy(dawid_skene(answers, labels), truth)
-        ds_s = time.perf_counter() - start
-        pub_mv, pub_ds = PUBLISHED.get(name, ("-", "-"))
-        verdict = "-"
-        if pub_ds != "-":
-            good = ds >= float(pub_ds) - TOLERANCE
-            ok &= good
-            verdict = "yes" if good else "NO"
-        print(f"{name:<34} {len(answers):>7} {len({a[0] for a in answers}):>6} "
-              f"{len({a[1] for a in answers}):>7} {len(labels):>2} {mv:>7.4f} {mv_s:>6.2f} "
-              f"{ds:>7.4f} {ds_s:>6.2f} {pub_mv:>6} {pub_ds:>6} {verdict:>7}")
+def offline_table(data: Path, with_crowdkit: bool, write: bool) -> bool:
+    """annot's rules (and crowd-kit's methods, in 2 worker processes) on every set of
+    ``data``; print the side-by-side table; False if annot's best rule is below
+    crowd-kit's best on a set, annot's majority below crowd-kit's MV, or Dawid-Skene
+    below a published figure. ``write``: save crowd-kit's figures for the CI test."""
+    names = set_names(data)
+    sets = {name: load_set(name, data) for name in names}
+    ck: dict[str, dict[str, float]] = {}
+    with contextlib.ExitStack() as stack:
+        pending = []
+        if with_crowdkit:
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=2))
+            pending = [pool.submit(_crowdkit_one, (name, data)) for name in names]
+            print(f"crowd-kit {CROWDKIT_VERSION}: {', '.join(METHODS)} on {len(names)} sets "
+                  "in 2 worker processes (GLAD and MACE take minutes)", flush=True)
+        annot: dict[str, dict[str, float]] = {}
+        for name in names:
+            acc, secs = annot_accuracies(sets[name])
+            annot[name] = acc
+            print(f"   annot {name}: " + ", ".join(
+                f"{r} {acc[r]:.4f} in {secs[r]:.1f} s" for r in acc), flush=True)
+        for fut in pending:
+            name, acc, secs = fut.result()
+            ck[name] = acc
+            print(f"   crowd-kit {name}: " + ", ".join(
+                f"{m} {acc[m]:.4f} in {secs[m]:.0f} s" for m in METHODS), flush=True)
+    if not with_crowdkit:  # compare with the figures of the last `make quality` run
+        saved = load_accuracies()["sets"]
+        ck = {name: saved[name]["accuracy"] for name in names if name in saved}
+        print(f"crowd-kit figures from {ACCURACY_FILE.name} (the last make quality run)")
+    elif write:
+        save_accuracies(ck, data)
+        print(f"wrote {ACCURACY_FILE}")
+    print()
+    text, ok = table([(sets[n], annot[n], ck[n]) for n in names if n in ck])
+    print(text)
+    for name, (_, pub_ds) in PUBLISHED.items():
+        if name in annot and annot[name]["dawid-skene"] < float(pub_ds) - TOLERANCE:
+            print(f"{name}: annot dawid-skene {annot[name]['dawid-skene']:.4f} is below "
+                  f"the published {pub_ds}")
+            ok = False
+    missing = [n for n in names if n not in ck]
+    if missing:
+        print(f"no crowd-kit figures for {', '.join(missing)}: run make quality")
+        ok = False
     return ok
 
 
@@ -265,12 +276,16 @@ def main(argv: list[str]) -> int:
                         help="--network: seconds to wait for finality per replay")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="--network: send the testnet's and demo's progress to stderr")
+    parser.add_argument("--crowdkit", action="store_true",
+                        help="run crowd-kit's methods too (the quality extra) and write "
+                             "tests/data/crowd/crowdkit_accuracy.json; without it, compare "
+                             "with that file")
     args = parser.parse_args(argv)
     data: Path = args.data
     if not data.is_dir():
         print(f"no crowd data at {data}", file=sys.stderr)
         return 1
-    ok = offline_table(data)
+    ok = offline_table(data, args.crowdkit, write=args.crowdkit and data == DEFAULT_DATA)
     if args.network:
         sets = [s for s in args.sets.split(",") if s]
         rules = [r for r in args.rules.split(",") if r]
