@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -35,6 +34,7 @@ import trio
 from libp2p.abc import IHost, INetStream
 from libp2p.peer.id import ID
 
+from node.content.bitswap_guard import PeerGuard, watch_disconnects
 from node.content.bitswap_msg import (
     PROTOCOLS,
     BitswapError,
@@ -119,7 +119,7 @@ class BitswapService(BitswapServer):
         super().__init__(host, store, config or BitswapConfig())
         self._wants: dict[bytes, _Want] = {}
         self._recent: dict[bytes, None] = {}  # insertion-ordered: wants we just dropped
-        self._penalties: Counter[ID] = Counter()
+        self._guard = PeerGuard(self._config.ban_threshold, self._config.ban_seconds)
         self._on_penalty = on_penalty
 
     async def serve(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -128,6 +128,7 @@ class BitswapService(BitswapServer):
             self._nursery = nursery
             for proto in PROTOCOLS:
                 self._host.set_stream_handler(proto, self._handle_stream)
+            watch_disconnects(self._host, nursery, self._on_disconnect)
             try:
                 task_status.started()
                 await trio.sleep_forever()
@@ -138,26 +139,61 @@ class BitswapService(BitswapServer):
                 nursery.cancel_scope.cancel()
 
     def penalties(self, peer: ID) -> int:
-        """How many times ``peer`` sent us something invalid."""
-        return self._penalties[peer]
+        """How many times ``peer`` sent us something invalid (since its last ban)."""
+        return self._guard.penalties(peer)
+
+    def is_banned(self, peer: ID) -> bool:
+        return self._guard.is_banned(peer, trio.current_time())
 
     def penalize(self, peer: ID, reason: str) -> None:
-        self._penalties[peer] += 1
+        """Count one offence; past ``ban_threshold`` the peer is banned: its state is
+        freed, its streams refused and it is disconnected. ``on_penalty`` is told of
+        every offence (the p2p layer charges it to the peer's score too)."""
         log.warning("bitswap: penalizing %s: %s", peer, reason)
         if self._on_penalty is not None:
-            self._on_penalty(peer, reason)
+            try:
+                self._on_penalty(peer, reason)
+            except Exception:
+                log.exception("bitswap: penalty handler failed")
+        if self._guard.penalize(peer, trio.current_time()):
+            log.warning("bitswap: banning %s for %.0fs", peer, self._config.ban_seconds)
+            self.forget_peer(peer)
+            if self._nursery is not None:
+                self._nursery.start_soon(self._disconnect, peer)
+
+    async def _disconnect(self, peer: ID) -> None:
+        with trio.move_on_after(5):
+            try:
+                await self._host.disconnect(peer)
+            except Exception as exc:
+                log.debug("bitswap: disconnecting %s: %s", peer, exc)
+
+    def _on_disconnect(self, peer: ID) -> None:
+        if peer not in self._host.get_connected_peers():
+            self.forget_peer(peer)
+            self._guard.forget(peer)
 
     # --- inbound: every stream a peer opens to us -----------------------------
 
     async def _handle_stream(self, stream: INetStream) -> None:
-        await self._read_stream(stream, True)
+        if self.is_banned(stream.muxed_conn.peer_id):
+            with contextlib.suppress(Exception):
+                await stream.reset()
+            return
+        try:
+            await self._read_stream(stream, True)
+        except Exception as exc:  # supervised: a peer's stream never ends the node
+            log.error("bitswap: stream of %s failed: %s: %s", stream.muxed_conn.peer_id,
+                      type(exc).__name__, exc, exc_info=True)
+            with contextlib.suppress(Exception):
+                await stream.reset()
 
     async def _read_stream(self, stream: INetStream, owned: bool) -> None:
         """Handle every message on ``stream``; close it at the end if ``owned``."""
         peer = stream.muxed_conn.peer_id
         decoder = FrameDecoder(self._config.max_message_size)
         try:
-            while self._nursery is not None:
+            while self._nursery is not None and not self.is_banned(peer):
                 data = await self._read(stream)
                 if not data:
                     if decoder.buffered:

@@ -74,7 +74,10 @@ class BitswapConfig:
     message_budget: int = 2 << 20  # pack blocks into messages of about this size
     blocks_per_read: int = 32  # blocks read from the store per worker-thread call
     wants_per_message: int = 1024  # wantlist entries per message
-    max_peer_wants: int = 8192  # unanswered wants remembered per peer
+    max_peer_wants: int = 8192  # unanswered wants (and queued DONT_HAVEs) kept per peer
+    max_total_wants: int = 65536  # unanswered wants kept over all peers
+    ban_threshold: int = 20  # penalties before a peer is banned
+    ban_seconds: float = 600.0  # how long a banned peer's streams are refused
     open_stream_timeout: float = 10.0  # seconds to open an outbound stream
     idle_stream_timeout: float = 60.0  # close our outbound stream after this much quiet
     fetch_timeout: float = 30.0  # default for get_blocks
@@ -84,10 +87,12 @@ class BitswapConfig:
             raise ConfigError(f"bitswap max_message_size must be in ({MAX_BLOCK_SIZE}, 4 MiB]")
         if not 0 < self.message_budget <= self.max_message_size - MAX_BLOCK_SIZE:
             raise ConfigError("bitswap message_budget must leave room for one more block")
-        for name in ("blocks_per_read", "wants_per_message", "max_peer_wants"):
+        for name in ("blocks_per_read", "wants_per_message", "max_peer_wants",
+                     "max_total_wants", "ban_threshold"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"bitswap {name} must be at least 1")
-        for name in ("open_stream_timeout", "idle_stream_timeout", "fetch_timeout"):
+        for name in ("open_stream_timeout", "idle_stream_timeout", "fetch_timeout",
+                     "ban_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"bitswap {name} must be positive")
 
@@ -103,11 +108,31 @@ class BitswapServer:
         self._nursery: trio.Nursery | None = None
         self._outboxes: dict[ID, PeerOutbox] = {}
         self._ledgers: dict[ID, dict[bytes, WantEntry]] = {}  # peer -> unanswered wants
+        self._total_wants = 0  # sum of the ledgers' sizes
+
+    def penalize(self, peer: ID, reason: str) -> None:
+        """Charge ``peer`` for something invalid or abusive (the service bans)."""
+        log.warning("bitswap: %s: %s", peer, reason)
+
+    def forget_peer(self, peer: ID) -> None:
+        """Drop everything kept for ``peer`` (it disconnected or was banned)."""
+        ledger = self._ledgers.pop(peer, None)
+        if ledger is not None:
+            self._total_wants -= len(ledger)
+        box = self._outboxes.pop(peer, None)
+        if box is not None:
+            box.close()
+
+    def state_sizes(self) -> dict[str, int]:
+        """How much per-peer state is held now (for tests and status)."""
+        return {"peers": len(self._ledgers | self._outboxes), "wants": self._total_wants,
+                "presences": sum(len(b.presences) for b in self._outboxes.values())}
 
     async def serve_wantlist(self, peer: ID, wants: Sequence[WantEntry], full: bool) -> None:
         """Act on a peer's wantlist update (or full wantlist)."""
         ledger = self._ledgers.setdefault(peer, {})
         if full:
+            self._total_wants -= len(ledger)
             ledger.clear()
         asked: list[tuple[bytes, WantEntry]] = []
         for entry in wants:
@@ -117,7 +142,8 @@ class BitswapServer:
                 log.warning("bitswap: %s wants a malformed CID: %s", peer, exc)
                 continue
             if entry.cancel:
-                ledger.pop(cid, None)
+                if ledger.pop(cid, None) is not None:
+                    self._total_wants -= 1
                 box = self._outboxes.get(peer)
                 if box is not None:
                     box.drop(cid, entry.cid)
@@ -126,23 +152,39 @@ class BitswapServer:
         if not asked:
             return
         held = await trio.to_thread.run_sync(self._has_many, [c for c, _ in asked])
+        if self._ledgers.get(peer) is not ledger:
+            return  # the peer went away (or was banned) while we looked
         box = self.outbox(peer)
+        cfg = self._config
+        refused = 0
         for (cid, entry), present in zip(asked, held, strict=True):
             if present:
-                ledger.pop(cid, None)
+                if ledger.pop(cid, None) is not None:
+                    self._total_wants -= 1
                 _answer(box, cid, entry)
+                continue
+            if entry.send_dont_have and not box.add_presence(
+                    BlockPresence(entry.cid, Presence.DONT_HAVE)):
+                refused += 1
+            if cid in ledger:
+                ledger[cid] = entry
+            elif len(ledger) < cfg.max_peer_wants and self._total_wants < cfg.max_total_wants:
+                ledger[cid] = entry
+                self._total_wants += 1
             else:
-                if entry.send_dont_have:
-                    box.add_presence(BlockPresence(entry.cid, Presence.DONT_HAVE))
-                if cid in ledger or len(ledger) < self._config.max_peer_wants:
-                    ledger[cid] = entry
+                refused += 1
+        if refused:
+            self.penalize(peer, f"{refused} wants over the limit of {cfg.max_peer_wants} "
+                          "unanswered wants per peer")
 
     def announce(self, cid: bytes) -> None:
         """We now hold ``cid``: send it to every peer still waiting for it."""
         for peer, ledger in self._ledgers.items():
             entry = ledger.pop(cid, None)
-            if entry is not None and self._nursery is not None:
-                _answer(self.outbox(peer), cid, entry)
+            if entry is not None:
+                self._total_wants -= 1
+                if self._nursery is not None:
+                    _answer(self.outbox(peer), cid, entry)
 
     def outbox(self, peer: ID) -> PeerOutbox:
         """The peer's outbox; starts its sender task on first use."""
@@ -150,7 +192,7 @@ class BitswapServer:
         if box is None:
             if self._nursery is None:
                 raise RuntimeError("bitswap is not serving")
-            box = self._outboxes[peer] = PeerOutbox(peer)
+            box = self._outboxes[peer] = PeerOutbox(peer, self._config.max_peer_wants)
             self._nursery.start_soon(self._run_sender, peer, box)
         return box
 
@@ -158,18 +200,23 @@ class BitswapServer:
         cfg = self._config
         stream: INetStream | None = None
         try:
-            while True:
+            while not box.closed:
                 if box.empty():
                     if await box.wait(cfg.idle_stream_timeout) or not box.empty():
                         continue
                     return
-                wants, presences, wanted = box.take(cfg.wants_per_message, cfg.blocks_per_read)
+                wants, presences, wanted = box.take(
+                    cfg.wants_per_message, cfg.blocks_per_read, cfg.wants_per_message)
                 blocks = await trio.to_thread.run_sync(self._read_blocks, wanted)
                 for msg in pack_messages(wants, presences, blocks, cfg.message_budget):
                     stream = await self._send(peer, stream, msg)
         except _SENDER_ERRORS as exc:
             log.warning("bitswap: dropping what we owed %s, cannot reach it: %s", peer, exc)
-            self._ledgers.pop(peer, None)
+            self.forget_peer(peer)
+        except Exception as exc:  # supervised: one peer's sender never ends the node
+            log.error("bitswap: sender for %s failed: %s: %s", peer, type(exc).__name__, exc,
+                      exc_info=True)
+            self.forget_peer(peer)
         finally:
             if self._outboxes.get(peer) is box:
                 del self._outboxes[peer]
@@ -188,9 +235,12 @@ class BitswapServer:
                     self._nursery.start_soon(self._read_stream, stream, False)
             protocol = str(stream.get_protocol() or PROTOCOLS[0])
             try:
-                await stream.write(encode_frame(encode_message(msg, protocol)))
+                # a peer that stops reading (or vanished without a reset) must not hold
+                # our sender, and everything owed to it, forever
+                with trio.fail_after(self._config.open_stream_timeout):
+                    await stream.write(encode_frame(encode_message(msg, protocol)))
                 return stream
-            except _STREAM_ERRORS:
+            except (trio.TooSlowError, *_STREAM_ERRORS):
                 await close_stream(stream)
                 stream = None
                 if attempt:
