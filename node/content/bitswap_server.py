@@ -240,7 +240,7 @@ class BitswapServer:
                 with trio.fail_after(self._config.open_stream_timeout):
                     await stream.write(encode_frame(encode_message(msg, protocol)))
                 return stream
-            except (trio.TooSlowError, *_STREAM_ERRORS):
+            except _SENDER_ERRORS:
                 await close_stream(stream)
                 stream = None
                 if attempt:
