@@ -110,7 +110,8 @@ class Cluster:
         for i, k in enumerate(self.keys):
             boot = tuple(self.addr(j) for j in range(n) if j != i)
             init_home(self.home(i), gpath, p2p_port=self.p2p_ports[i],
-                      rpc_port=self.rpc_ports[i], bootstrap=boot, key=k)
+                      rpc_port=self.rpc_ports[i], bootstrap=boot, key=k,
+                      gateway_port=0)  # a free one: RPC port + 1 may be taken
             cfg = self.home(i) / "config.toml"
             text = cfg.read_text().replace("interval_s = 5.0", f"interval_s = {sync_interval_s}")
             text = text.replace('format = "json"', 'format = "text"')
