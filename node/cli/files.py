@@ -23,6 +23,7 @@ from typing import BinaryIO
 import trio
 
 from node.cli.tree import AddedTree, import_csv, import_tree
+from node.errors import NodeError
 from node.rpc.client import RPCClient, read_home
 from protocol.cid import DAG_PB, cid_from_str, cid_to_str, decode_cid
 from protocol.unixfs import CHUNK_SIZE, FileImporter, read_file
@@ -33,7 +34,7 @@ READ_SIZE = 4 * CHUNK_SIZE
 BATCH_TIMEOUT_S = 300.0  # a batch of block.put is many durable writes on a busy disk
 
 
-class CidMismatchError(ValueError):
+class CidMismatchError(NodeError):
     """The node stored a block under a different CID than we computed."""
 
 

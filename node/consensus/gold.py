@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
+from node.errors import NodeError
 from protocol.gold import GoldError, check_reveal, check_reveal_time, reveal_deadline
 from protocol.records import GoldReveal, Record, Task, decode_record
 
@@ -28,7 +29,7 @@ class RevealStore(Protocol):
     def records_of_kind(self, kind: str) -> Iterator[bytes]: ...
 
 
-class GoldPending(LookupError):
+class GoldPending(NodeError, LookupError):
     """A task with gold whose reveal is not here yet and whose deadline has not passed."""
 
 

@@ -25,6 +25,7 @@ from dataclasses import replace
 
 import trio
 
+from node.errors import NodeError
 from node.store.db import Store
 from protocol.errors import ProtocolError
 from protocol.records import MAX_DIR_ITEMS, Record, Task, decode_record
@@ -40,7 +41,7 @@ PARALLEL_FETCHES = 16
 RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
-class DirectoryUnavailable(Exception):
+class DirectoryUnavailable(NodeError):
     """Some block of the directory could not be fetched yet (try again later)."""
 
 

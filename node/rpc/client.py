@@ -23,12 +23,13 @@ from typing import Any
 import httpx
 import trio
 
+from node.errors import NodeError
 from node.rpc.config import TOKEN_FILE, URL_FILE
 
 DEFAULT_TIMEOUT = 30.0
 
 
-class ClientError(Exception):
+class ClientError(NodeError):
     """Root of every error an RPC client raises."""
 
 

@@ -30,6 +30,7 @@ import trio
 
 from node.testnet.demo_data import DemoDataError, Workload, load_csv, simulate
 from node.core.home import NodeHome, load_key, new_key, write_key
+from node.errors import NodeError
 from node.rpc.client import (
     ClientError,
     NodeUnreachableError,
@@ -48,7 +49,7 @@ SUBMITTERS = 8  # annotators submitting at once
 Say = Callable[[str], None]
 
 
-class DemoError(Exception):
+class DemoError(NodeError):
     """The demo could not run or did not converge."""
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import random
+from node.errors import NodeError
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ LABEL_COLUMNS = ("label", "answer", "response")
 TRUTH_COLUMNS = ("truth", "label", "answer", "gold")
 
 
-class DemoDataError(Exception):
+class DemoDataError(NodeError):
     """A workload cannot be built (bad sizes, unreadable or malformed CSV)."""
 
 
