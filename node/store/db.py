@@ -242,6 +242,17 @@ class Store:
         row = self._db.execute("SELECT seq FROM clock WHERE author=?", (author,)).fetchone()
         return int(row[0]) if row else 0
 
+    def held_above_clock(self, limit: int) -> dict[bytes, list[int]]:
+        """Author → seqs held above its contiguous clock (records past a seq gap), at
+        most ``limit`` pairs in all, lowest authors first (for sync's "have" list)."""
+        out: dict[bytes, list[int]] = {}
+        for a, s in self._db.execute(
+                "SELECT author, seq FROM records r WHERE seq > COALESCE("
+                "(SELECT seq FROM clock c WHERE c.author = r.author), 0)"
+                " ORDER BY author, seq LIMIT ?", (limit,)):
+            out.setdefault(bytes(a), []).append(int(s))
+        return out
+
     # ------------------------------------------------------------ annotations
     def annotations(self, task: bytes, item: bytes | None = None) -> list[StoredAnnotation]:
         if item is None:
