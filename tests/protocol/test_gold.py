@@ -151,20 +151,22 @@ def _gold_subset(task: Task, truth: dict[bytes, str], n: int, seed: int) -> dict
 
 def test_gold_items_catch_a_colluding_plurality() -> None:
     """Was issue 9's strict xfail (a plurality bloc on one wrong label beats Dawid-Skene:
-    accuracy 0.0). Measured here: the bloc is still the consensus on task 1 (its labels
-    cannot be known before the reveal), but it scores 0/24 on gold, is paid nothing,
+    accuracy 0.0). Measured here: the bloc is still the consensus on most of task 1 (its
+    labels cannot be known before the reveal), but it scores 0/24 on gold, is paid nothing,
     its reputation falls to 384 bps against 5,000+ for every honest worker, and task 2,
     weighted by task 1's reputation, is labelled right (measured: majority 0.86 instead
     of 0.25, Dawid-Skene 1.0 instead of 0.0)."""
     task1, anns1, truth1 = colluded(0, 4, permute=True)
     answers = _gold_subset(task1, truth1, 24, seed=1)  # 10% gold, 0.7-accurate honest crowd
     commitments, entries = commit_gold(answers, salts(list(answers)))
+    # final labels by majority, where the plurality bloc wins whatever the truth-inference
+    # work does to Dawid-Skene (which it beat too: accuracy 0.0, the xfail's case)
     task1 = Task(task1.title, task1.labels, task1.items, task1.redundancy, 100, 0,
-                 rule="dawid-skene", close_time=1_000, gold=commitments, min_gold_bps=5_000)
+                 rule="majority", close_time=1_000, gold=commitments, min_gold_bps=5_000)
     t1 = hashlib.sha256(b"task 1").digest()
     finals1 = propose(task1, anns1, closed=True)
     wrong = sum(finals1[i] != truth1[i] for i in task1.items) / len(task1.items)
-    assert wrong > 0.9  # the limitation stands: the bloc's relabelling wins task 1
+    assert wrong > 0.6  # the bloc's labels win task 1: they cannot be known before the reveal
     gold = check_reveal(task1, t1, REQ.public_key, GoldReveal(t1, entries), REQ.public_key)
     tally = compute_tally(task1, t1, REQ.public_key,
                           {i: (v or "", (V1,)) for i, v in finals1.items()}, anns1, gold)
@@ -173,7 +175,7 @@ def test_gold_items_catch_a_colluding_plurality() -> None:
     assert all(paid.get(b, 0) == 0 for b in bloc)  # caught: not paid
     ungated = compute_tally(task1, t1, REQ.public_key,
                             {i: (v or "", (V1,)) for i, v in finals1.items()}, anns1)
-    assert all({e.account: e.amount for e in ungated.entries}[b] > 5_000 for b in bloc)
+    assert all({e.account: e.amount for e in ungated.entries}[b] > 3_000 for b in bloc)
     ledger = build_ledger([tally])
     honest = [a.key for a in ledger.accounts if a.key.startswith(b"honest")]
     assert max(ledger.reputation(b) for b in bloc) < min(ledger.reputation(h) for h in honest)
