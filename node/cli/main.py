@@ -402,8 +402,17 @@ def _task_update(home: Path, as_json: bool, key_path: Path | None, task_cid: str
 
     client = SyncRPCClient.from_home(_home(home))
     if key_path is None:
-        result = client.call("task.update", task=task_cid, action=action,
-                             close_time=close_time or None)
+        from node.rpc.client import RPCClientError
+
+        try:
+            result = client.call("task.update", task=task_cid, action=action,
+                                 close_time=close_time or None)
+        except RPCClientError as exc:
+            if exc.code != -32601:  # method not found: a node without task.update
+                raise
+            raise click.ClickException(
+                f"this node cannot sign task updates itself; sign with the requester's "
+                f"key: annot task {action} {task_cid} --key FILE") from None
     else:
         author = _offline("node.core.home").load_key(key_path).peer_id
         network_id = client.call("node.status")["network_id"]
