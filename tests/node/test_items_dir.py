@@ -1,4 +1,5 @@
-"""Directory tasks in one node: the resolver, the store's item table, expansion.
+"""Directory tasks in one node: the resolver, the store's item table, expansion; and
+CSV rows as items (``task create --items-csv``), through a fake ``block.put``.
 
 Real SQLite store, real signed records, a UnixFS directory built by
 :class:`protocol.unixfs_dir.DirectoryBuilder`; blocks come from a dict through the
@@ -7,18 +8,22 @@ same fetch signature the daemon gives (local store, then bitswap).
 
 from __future__ import annotations
 
+import base64
+import re
 from pathlib import Path
 
 import pytest
 import trio
 
+from node.cli.tree import TreeError, csv_items, import_csv
 from node.content.items import ItemResolver, expand_task, walk_directory
+from node.rpc.client import BatchReply
 from node.store.db import open_store
-from protocol.cid import DAG_PB, cid_bytes
+from protocol.cid import DAG_PB, RAW, cid_bytes, cid_from_str, cid_to_str
 from protocol.keys import SigningKey
 from protocol.records import Record, Task, sign_record
 from protocol.unixfs import import_bytes
-from protocol.unixfs_dir import DirectoryBuilder
+from protocol.unixfs_dir import DirectoryBuilder, walk_files
 
 NET = bytes(32)
 KEY = SigningKey(bytes(range(32)))
@@ -142,3 +147,53 @@ async def test_malformed_directory_makes_the_task_invalid(tmp_path: Path) -> Non
     state = store.task_dir(record.cid)
     assert state is not None and state[0] == "invalid" and "symlinks" in (state[2] or "")
     store.close()
+
+
+# --- CSV rows as items (annot task create --items-csv) -------------------------------
+
+class _FakeClient:
+    """``batch`` of ``block.put`` as the node answers it, keeping the blocks."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[bytes, bytes] = {}
+
+    async def batch(self, calls: list[tuple[str, dict[str, str]]]) -> list[BatchReply]:
+        out = []
+        for method, params in calls:
+            assert method == "block.put"
+            data = base64.b64decode(params["data"])
+            cid = cid_bytes(data, DAG_PB if params["codec"] == "dag-pb" else RAW)
+            self.blocks[cid] = data
+            out.append(BatchReply(result={"cid": cid_to_str(cid), "size": len(data)}))
+        return out
+
+
+def test_csv_column_rows_become_text_items(tmp_path: Path) -> None:
+    path = tmp_path / "snippets.csv"
+    path.write_text("id,text\n1,the cat sat\n2,\"a dog, barking\"\n3,the cat sat\n",
+                    encoding="utf-8")
+    assert csv_items(path, "text") == [("000001.txt", b"the cat sat"),
+                                       ("000002.txt", b"a dog, barking"),
+                                       ("000003.txt", b"the cat sat")]
+    rows = csv_items(path, None)
+    assert rows[1] == ("000002.json", b'{"id": "2", "text": "a dog, barking"}')
+    client = _FakeClient()
+    tree = trio.run(import_csv, client, path, "text", False)  # type: ignore[arg-type]
+    assert tree.items == 2 and [p for p, _ in tree.files] == ["000001.txt", "000002.txt",
+                                                              "000003.txt"]
+    files = dict(walk_files(client.blocks.__getitem__, cid_from_str(tree.root)))
+    assert {p: client.blocks[c] for p, c in files.items()} == {
+        "000001.txt": b"the cat sat", "000002.txt": b"a dog, barking",
+        "000003.txt": b"the cat sat"}
+
+
+@pytest.mark.parametrize(("text", "column", "why"), [
+    ("id,text\n1,x\n", "body", "no column 'body' (columns: id, text)"),
+    ("id,text\n1,x,extra\n", "text", "row 1 has more fields than the header"),
+    ("id,text\n", "text", "no files to add"),
+])
+def test_csv_refusals(tmp_path: Path, text: str, column: str, why: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(TreeError, match=re.escape(why)):
+        trio.run(import_csv, _FakeClient(), path, column, False)  # type: ignore[arg-type]
