@@ -105,12 +105,6 @@ async def open_running_node(home: NodeHome, config: Config | None = None
                     serve_p2p, node.key, node.genesis, cfg, node.store, on_records,
                     metrics=node.metrics))
                 nursery.start_soon(_serve_outbox, outbox_recv, p2p.publish_nowait)
-
-                def charge(peer: str, reason: str) -> None:
-                    # a record that can never be valid costs its forwarder (admission)
-                    p2p.penalize(peer, "records", reason)
-
-                node.ingest.on_invalid = charge
                 bitswap = BitswapService(p2p.host.raw, node.blocks)
                 await nursery.start(bitswap.serve)
                 kubo = KuboClient(cfg.ipfs.api) if cfg.ipfs.api else None

@@ -173,6 +173,10 @@ class Admission:
             self._pend(r, source)
         return verdict, reason
 
+    def verdict(self, r: Record) -> tuple[Verdict, str]:
+        """The record's verdict on its content alone (no rate limits, pool or counters)."""
+        return self._check(r, "pool")
+
     def _check(self, r: Record, source: str) -> tuple[Verdict, str]:
         body = r.body
         if isinstance(body, Task):

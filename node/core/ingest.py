@@ -108,6 +108,21 @@ class Ingest:
             self.publish(record.data)
         return record, saved
 
+    def screen(self, records: Sequence[Record]) -> str | None:
+        """The reason the first never-valid record of ``records`` can never be stored,
+        or None; no side effects (no pool, no rate limit, no counters). For the gossip
+        validator: a message it rejects is neither delivered nor forwarded, so only
+        its first sender is charged, never an honest relay."""
+        for r in records:
+            try:
+                self.check_rules(r)
+            except ProtocolError as exc:
+                return reason_of(exc)
+            verdict, reason = self.admission.verdict(r)
+            if verdict is Verdict.INVALID:
+                return reason
+        return None
+
     def accept(self, records: Sequence[Record], source: str) -> list[Saved | Verdict]:
         """Save already-verified records that pass admission; announce the new ones.
 
