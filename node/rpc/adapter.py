@@ -399,12 +399,14 @@ class NodeRPC:
 
     async def block_get(self, cid: str) -> bytes:
         c = _cid(cid)
+        # a record is a block too (raw, named by its id): a local lookup, before peers
+        data = self.node.store.get(c)
+        if data is not None:
+            return data
         try:
             data = await self.content.get(c)
         except BlockStoreError as exc:
             raise UnavailableError(str(exc)) from None
-        if data is None:
-            data = self.node.store.get(c)  # a record is a block too (raw, named by its id)
         if data is None:
             raise NotFoundError("block", cid)
         return data
