@@ -9,10 +9,12 @@ Gossip message payload (topic ``genesis.topic()``)::
 
     [record bytes, record bytes, ...]          1..max_batch_records, <= 1 MiB
 
-Sync protocol ``/annot/sync/1.0.0`` (varint-length-prefixed frames)::
+Sync protocol ``/annot/sync/1.1.0`` (and 1.0.0, without ``have``;
+varint-length-prefixed frames)::
 
-    client -> server  {"clock": [[author (32 B), seq], ...], "more": bool,
-                       "net": network id (32 B), "t": "hello"}   (repeated while more)
+    client -> server  {"clock": [[author (32 B), seq], ...], "have": [[author, [seq, ...]],
+                       ...], "more": bool, "net": network id (32 B), "t": "hello"}
+                                                                (repeated while more)
     server -> client  {"r": [record bytes, ...], "t": "recs"}     (zero or more)
     server -> client  {"t": "done"}
     either way        {"reason": str, "t": "error"}
@@ -26,6 +28,7 @@ Errors::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,10 +37,17 @@ from protocol.encoding import Limits, decode_canonical, encode_canonical
 from protocol.errors import ProtocolError
 
 SYNC_PROTOCOL = "/annot/sync/1.0.0"
+SYNC_PROTOCOL_V11 = "/annot/sync/1.1.0"  # hello may carry "have": seqs held past a gap
+SYNC_PROTOCOLS = (SYNC_PROTOCOL_V11, SYNC_PROTOCOL)  # our preference order
 RPC_CAP = 1 << 20  # py-libp2p's gossipsub RPC cap; also our sync frame budget
 GOSSIP_PAYLOAD_CAP = 1_000_000  # leave room for the pubsub envelope inside RPC_CAP
 CLOCK_ENTRIES_PER_FRAME = 4096  # ~45 B each: a hello frame stays under 200 KiB
-MAX_HELLO_FRAMES = 256  # a clock of up to ~1 M authors; more is abuse
+# Hello frames per session: a clock of up to ~67 M authors. The server keeps only
+# entries for authors it holds itself, so memory stays bounded by its own clock;
+# time is bounded by the session limit. Past this the session ends without a penalty.
+MAX_HELLO_FRAMES = 1 << 14
+HAVE_PER_FRAME = 4096  # (author, seq) pairs held past a gap, per hello frame
+HAVE_PER_SESSION = 4 * HAVE_PER_FRAME  # more gaps than this: some records come again
 MAX_REASON = 512
 
 
@@ -59,6 +69,7 @@ class Hello:
     network_id: bytes
     clock: tuple[tuple[bytes, int], ...]
     more: bool
+    have: tuple[tuple[bytes, tuple[int, ...]], ...] = ()  # seqs held above the clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,17 +116,41 @@ def decode_batch(payload: bytes, max_records: int, max_record_bytes: int) -> lis
 
 # ------------------------------------------------------------------ sync frames
 
-def encode_hello(network_id: bytes, clock: list[tuple[bytes, int]], more: bool) -> bytes:
-    return encode_canonical({"clock": [[a, s] for a, s in clock], "more": more,
-                             "net": network_id, "t": "hello"})
+def encode_hello(network_id: bytes, clock: list[tuple[bytes, int]], more: bool,
+                 have: list[tuple[bytes, list[int]]] | None = None) -> bytes:
+    """One hello frame; ``have`` (1.1.0 only) lists seqs held above the clock."""
+    m: dict[str, Any] = {"clock": [[a, s] for a, s in clock], "more": more,
+                         "net": network_id, "t": "hello"}
+    if have is not None:
+        m["have"] = [[a, list(seqs)] for a, seqs in have]
+    return encode_canonical(m)
 
 
-def hello_frames(network_id: bytes, clock: dict[bytes, int]) -> list[bytes]:
-    """The hello frames for a whole clock, chunked so each frame stays small."""
+def hello_frames(network_id: bytes, clock: dict[bytes, int],
+                 have: dict[bytes, list[int]] | None = None) -> list[bytes]:
+    """Every hello frame at once (see :func:`iter_hello_frames`)."""
+    return list(iter_hello_frames(network_id, clock, have))
+
+
+def iter_hello_frames(network_id: bytes, clock: dict[bytes, int],
+                      have: dict[bytes, list[int]] | None = None) -> Iterator[bytes]:
+    """The hello frames for a whole clock, chunked so each frame stays small; made one
+    at a time (a clock of a million authors is ~250 frames). ``have`` (for 1.1.0) is
+    cut into frames of at most ``HAVE_PER_FRAME`` seqs, at most ``HAVE_PER_SESSION``."""
     items = sorted(clock.items())
-    chunks = [items[i:i + CLOCK_ENTRIES_PER_FRAME]
-              for i in range(0, len(items), CLOCK_ENTRIES_PER_FRAME)] or [[]]
-    return [encode_hello(network_id, c, i < len(chunks) - 1) for i, c in enumerate(chunks)]
+    haves: list[list[tuple[bytes, list[int]]]] = []
+    if have is not None:
+        flat = [(a, q) for a, seqs in sorted(have.items()) for q in seqs][:HAVE_PER_SESSION]
+        for i in range(0, len(flat), HAVE_PER_FRAME):
+            grouped: dict[bytes, list[int]] = {}
+            for a, q in flat[i:i + HAVE_PER_FRAME]:
+                grouped.setdefault(a, []).append(q)
+            haves.append(list(grouped.items()))
+    frames = max(1, -(-len(items) // CLOCK_ENTRIES_PER_FRAME), len(haves))
+    for i in range(frames):
+        chunk = items[i * CLOCK_ENTRIES_PER_FRAME:(i + 1) * CLOCK_ENTRIES_PER_FRAME]
+        extra = (haves[i] if i < len(haves) else []) if have is not None else None
+        yield encode_hello(network_id, chunk, i < frames - 1, extra)
 
 
 def encode_recs(records: list[bytes]) -> bytes:
@@ -134,13 +169,16 @@ def decode_frame(data: bytes, max_records: int, max_record_bytes: int) -> Frame:
     """Decode one sync frame strictly: known type, exact fields, bounded sizes."""
     limits = Limits(max_bytes=frame_cap(max_record_bytes), max_str=MAX_REASON,
                     max_bin=max(max_record_bytes, 32),
-                    max_array=max(max_records, CLOCK_ENTRIES_PER_FRAME), max_map=4)
+                    max_array=max(max_records, CLOCK_ENTRIES_PER_FRAME), max_map=5)
     m = _decode("sync frame", data, limits)
     if not isinstance(m, dict):
         raise FrameError("sync frame: expected a map")
     t = m.get("t")
     if t == "hello":
-        _fields(m, ("clock", "more", "net", "t"))
+        if "have" in m:
+            _fields(m, ("clock", "have", "more", "net", "t"))
+        else:
+            _fields(m, ("clock", "more", "net", "t"))
         return _hello(m)
     if t == "recs":
         _fields(m, ("r", "t"))
@@ -175,7 +213,25 @@ def _hello(m: dict[str, Any]) -> Hello:
                 or len(e[0]) != 32 or type(e[1]) is not int or not 0 <= e[1] < 2**63):
             raise FrameError("hello.clock[]: expected [author (32 bytes), seq >= 0]")
         out.append((e[0], e[1]))
-    return Hello(net, tuple(out), more)
+    return Hello(net, tuple(out), more, _have(m.get("have", [])))
+
+
+def _have(have: Any) -> tuple[tuple[bytes, tuple[int, ...]], ...]:
+    if not isinstance(have, list) or len(have) > HAVE_PER_FRAME:
+        raise FrameError(f"hello.have: expected a list of at most {HAVE_PER_FRAME}")
+    out: list[tuple[bytes, tuple[int, ...]]] = []
+    total = 0
+    for e in have:
+        if (not isinstance(e, list) or len(e) != 2 or not isinstance(e[0], bytes)
+                or len(e[0]) != 32 or not isinstance(e[1], list)):
+            raise FrameError("hello.have[]: expected [author (32 bytes), [seq, ...]]")
+        total += len(e[1])
+        if total > HAVE_PER_FRAME:
+            raise FrameError(f"hello.have: more than {HAVE_PER_FRAME} seqs in one frame")
+        if not all(type(x) is int and 0 < x < 2**63 for x in e[1]):
+            raise FrameError("hello.have[]: seqs must be integers >= 1")
+        out.append((e[0], tuple(e[1])))
+    return tuple(out)
 
 
 def _fields(m: dict[str, Any], names: tuple[str, ...]) -> None:

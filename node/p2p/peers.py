@@ -34,6 +34,7 @@ class P2PCounters:
     gossip_dropped: int = 0  # records not gossiped (buffer full / publish failed)
     sync_records: int = 0  # records received by sync
     syncs: int = 0  # completed sync sessions (as client)
+    sync_served: int = 0  # records sent to peers by our sync server
     rejected: Counter[str] = field(default_factory=Counter)  # by reason class
     faults: Counter[str] = field(default_factory=Counter)  # "layer:reason" -> count
     bans: Counter[str] = field(default_factory=Counter)  # by layer
@@ -91,7 +92,8 @@ class P2PCounters:
             "gossip_records_in": self.gossip_records_in,
             "gossip_records_out": self.gossip_records_out,
             "gossip_dropped": self.gossip_dropped, "sync_records": self.sync_records,
-            "syncs": self.syncs, "rejected": dict(self.rejected),
+            "syncs": self.syncs, "sync_served": self.sync_served,
+            "rejected": dict(self.rejected),
             "faults": dict(self.faults), "bans": dict(self.bans),
         }
 

@@ -1,9 +1,11 @@
-"""Sync: ``/annot/sync/1.0.0``, "send me every record I lack", by vector clock.
+"""Sync: ``/annot/sync/1.1.0`` (and 1.0.0), "send me every record I lack", by vector clock.
 
 The client opens a stream and sends its clock (author → highest contiguous
 seq) in hello frames; the server answers, for every author it holds, every
 record with a seq above the client's contiguous seq (so records past a gap
-come too, and both ends finish with the same set), in ``recs`` frames of at
+come too, and both ends finish with the same set) except those a 1.1.0
+client lists in ``have`` — records it already holds past a seq gap, which
+1.0.0 sent again on every sync — in ``recs`` frames of at
 most ``batch_records`` records and ~1 MiB, then ``done``. A hello for another
 network gets an error frame, and the peer is disconnected and refused.
 
@@ -12,7 +14,10 @@ Each node runs the client against each peer on connect, every
 a time; every frame read and write has ``request_timeout_s`` and a session
 has an overall limit. Memory stays bounded whatever a peer sends: frames are
 capped before reading, the server keeps client clock entries only for authors
-it holds itself, and hello frames are counted. Frame formats: ``frames.py``.
+it holds itself, and hello frames are counted (a clock past the cap ends the
+session without a penalty: being big is no offence). A record that fails
+verification is refused alone and charged to the peer once per frame; the
+rest of its batch is kept. Frame formats: ``frames.py``.
 """
 
 from __future__ import annotations
@@ -156,6 +161,8 @@ class Sync:
     async def _serve_peer(self, rw: Any, peer: str) -> None:
         mine = self.store.clock()
         theirs: dict[bytes, int] = {}
+        have: dict[bytes, set[int]] = {}  # seqs they hold past a gap (1.1.0), ours only
+        n_have = 0
         for _ in range(fr.MAX_HELLO_FRAMES):
             frame = await self._read(rw)
             if not isinstance(frame, fr.Hello):
@@ -165,18 +172,29 @@ class Sync:
                 await self._write(rw, fr.encode_error(f"wrong network: {exc}"))
                 raise exc
             theirs.update((a, s) for a, s in frame.clock if a in mine)
+            for a, seqs in frame.have:
+                if a in mine and n_have < fr.HAVE_PER_SESSION:
+                    have.setdefault(a, set()).update(seqs)
+                    n_have += len(seqs)
             if not frame.more:
                 break
+            await trio.lowlevel.checkpoint()
         else:
-            raise fr.FrameError(f"more than {fr.MAX_HELLO_FRAMES} hello frames")
+            # an honest node this big is not an offence: end the session, charge nothing
+            await self._write(rw, fr.encode_error(
+                f"clock over {fr.MAX_HELLO_FRAMES} hello frames; not served"))
+            raise SyncError(f"{peer}'s clock is over {fr.MAX_HELLO_FRAMES} hello frames")
         batch: list[bytes] = []
         size = 0
         sent = 0
         for author in mine:
             after = theirs.get(author, 0)
+            held = have.get(author, set())
             while True:
                 rows = self.store.records_after(author, after, self._batch)
                 for data in rows:
+                    if held and _seq_of(data) in held:
+                        continue  # they hold it already (past a gap): never resend
                     if batch and (len(batch) >= self._batch or size + len(data) > self._budget):
                         await self._write(rw, fr.encode_recs(batch))
                         sent += len(batch)
@@ -191,6 +209,7 @@ class Sync:
             await self._write(rw, fr.encode_recs(batch))
             sent += len(batch)
         await self._write(rw, fr.encode_done())
+        self.counters.sync_served += sent
         log.debug("sync: sent %d records to %s", sent, peer)
 
     # ------------------------------------------------------------ client
@@ -213,25 +232,32 @@ class Sync:
         return n
 
     async def _pull(self, peer: str) -> int:
+        started = trio.current_time()
         try:
             with trio.fail_after(self.config.request_timeout_s):
-                stream = await self.host.raw.new_stream(ID.from_base58(peer), [fr.SYNC_PROTOCOL])
+                stream = await self.host.raw.new_stream(ID.from_base58(peer),
+                                                        list(fr.SYNC_PROTOCOLS))
         except trio.TooSlowError:
             # seen after simultaneous dials: a connection that looks established but
             # never completes a stream. Drop it so the bootstrap loop dials afresh.
             self.host.kick_nowait(peer)
             raise SyncError(f"opening a sync stream to {peer} timed out; reconnecting") from None
-        except Exception as exc:
-            if "timed out" in str(exc).lower():
-                # libp2p's own negotiation timeout (10 s) on a connection that died
-                # without a reset: drop it too, or recovery waits for TCP's backoff.
-                # A peer that merely lacks the protocol is not dropped.
+        except Exception as exc:  # py-libp2p's StreamFailure and friends, by any name
+            # py-libp2p tells its own negotiation timeout only in the message text, so
+            # judge by the clock: a failure that took the whole negotiation timeout is a
+            # connection that died without a reset; drop it too, or recovery waits for
+            # TCP's backoff. A peer that merely lacks the protocol answers at once and
+            # is not dropped.
+            negotiate_s = float(getattr(self.host.raw, "negotiate_timeout", 10))
+            if trio.current_time() - started >= 0.9 * negotiate_s:
                 self.host.kick_nowait(peer)
             raise SyncError(f"cannot open a sync stream to {peer}: {exc}") from None
         rw = VarIntLengthMsgReadWriter(stream, max_msg_size=self._cap)
         total = 0
+        v11 = str(stream.get_protocol()) == fr.SYNC_PROTOCOL_V11
+        have = self.store.held_above_clock(fr.HAVE_PER_SESSION) if v11 else None
         try:
-            for data in fr.hello_frames(self._net, self.store.clock()):
+            for data in fr.iter_hello_frames(self._net, self.store.clock(), have):
                 await self._write(rw, data)
             while True:
                 frame = await self._read(rw)
@@ -241,13 +267,21 @@ class Sync:
                     raise SyncError(f"{peer} refused sync: {frame.reason}")
                 if not isinstance(frame, fr.Recs):
                     raise fr.FrameError(f"expected recs or done, got {type(frame).__name__}")
-                try:
-                    # records we hold were verified when stored: skip, don't verify again
-                    records = [decode_record(d, self._net, self._limits) for d in frame.records
-                               if not self.store.has(cid_bytes(d))]
-                except ProtocolError as exc:
-                    self._penalize(peer, exc)
-                    raise SyncError(f"{peer} sent an invalid record: {exc}") from None
+                records = []
+                bad: ProtocolError | None = None
+                for d in frame.records:
+                    if self.store.has(cid_bytes(d)):
+                        continue  # verified when stored: skip, don't verify again
+                    try:
+                        records.append(decode_record(d, self._net, self._limits))
+                    except ProtocolError as exc:
+                        # refuse this record only; the rest of the batch still counts
+                        if bad is None:
+                            bad = exc  # counted by _penalize
+                        else:
+                            self.counters.count_rejected(type(exc).__name__)
+                if bad is not None:
+                    self._penalize(peer, bad)  # once per frame, however many were bad
                 if records:
                     await self.on_records(records, peer)
                     total += len(records)
@@ -319,7 +353,8 @@ class Sync:
     async def serve(self, *, task_status: TaskStatus[Sync] = trio.TASK_STATUS_IGNORED
                     ) -> None:
         """Serve the protocol and run scheduled syncs; never returns."""
-        self.host.raw.set_stream_handler(fr.SYNC_PROTOCOL, self.handle_stream)
+        for proto in fr.SYNC_PROTOCOLS:
+            self.host.raw.set_stream_handler(proto, self.handle_stream)
         self.host.add_listener(self.on_connection)
         async with trio.open_nursery() as nursery:
             task_status.started(self)
