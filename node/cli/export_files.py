@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import trio
+
 from node.rpc.client import RPCClient
 from protocol.car import encode_car_block, encode_car_header
 from protocol.cid import DAG_PB, cid_to_str, decode_cid
@@ -21,19 +23,29 @@ from protocol.unixfs_dir import DirectoryBuilder, DirectoryWalk
 if TYPE_CHECKING:
     from node.cli.export import Export
 
-BLOCK_BATCH = 200
+BLOCK_BATCH = 50
+PARALLEL_BATCHES = 8
 EXPORT_FILES = ("task.bin", "labels.jsonl", "labels.csv", "answers.csv", "certificates.jsonl")
 
 
 async def get_blocks(client: RPCClient, cids: list[bytes]) -> dict[bytes, bytes]:
     """The blocks ``cids`` from the node (each checked against its CID by the caller's
-    decoders; ``block.get`` verifies what it fetches from peers)."""
+    decoders; ``block.get`` verifies what it fetches from peers). A batch runs its calls
+    in order, and a block the node lacks is a round trip to a peer, so several batches
+    are in flight at once."""
     out: dict[bytes, bytes] = {}
-    for i in range(0, len(cids), BLOCK_BATCH):
-        chunk = cids[i:i + BLOCK_BATCH]
-        replies = await client.batch([("block.get", {"cid": cid_to_str(c)}) for c in chunk])
+    limit = trio.Semaphore(PARALLEL_BATCHES)
+
+    async def one(chunk: list[bytes]) -> None:
+        async with limit:
+            replies = await client.batch([("block.get", {"cid": cid_to_str(c)})
+                                          for c in chunk])
         for c, reply in zip(chunk, replies, strict=True):
             out[c] = base64.b64decode(reply.unwrap()["data"])
+
+    async with trio.open_nursery() as nursery:
+        for i in range(0, len(cids), BLOCK_BATCH):
+            nursery.start_soon(one, cids[i:i + BLOCK_BATCH])
     return out
 
 
