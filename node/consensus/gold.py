@@ -1,26 +1,24 @@
-"""Gold reveals on the node: the ingest rule and the tally's wait.
+"""Gold reveals for the tally: a task with gold waits for a valid reveal.
 
-* :func:`check_gold_record` — for ingest (every source): a ``gold_reveal`` is
-  refused unless its task is here, the task's author signed it, the task has
-  closed on this node's clock, and it opens the task's commitments exactly
-  (:func:`protocol.gold.check_reveal` says precisely what does not match). A
-  reveal for a task not here yet passes to admission, which holds it until the
-  task comes; the tally checks every reveal again before using it.
-* :func:`gold_answers` — for the tally: a task with gold is tallied with the
-  answers of its first valid reveal, and waits (:class:`GoldPending`) until one
-  is stored or :func:`protocol.gold.reveal_deadline` has passed, after which it
-  is tallied without gold.
+A ``gold_reveal`` is checked at ingest (every source, :meth:`node.core.ingest.Ingest.check_rules`):
+refused unless the task's author signed it, the task has closed on this node's
+clock, and it opens the task's commitments exactly (:func:`protocol.gold.check_reveal`
+says precisely what does not match); one whose task is not here yet waits in
+admission. Here, :func:`gold_answers` gives the tally the answers of the task's
+first valid reveal (every reveal is checked again before use), and raises
+:class:`GoldPending` until one is stored or :func:`protocol.gold.reveal_deadline`
+has passed, after which the task is tallied without gold.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Protocol
 
 from node.errors import NodeError
-from protocol.gold import GoldError, check_reveal, check_reveal_time, reveal_deadline
-from protocol.records import GoldReveal, Record, Task, decode_record
+from protocol.gold import GoldError, check_reveal, reveal_deadline
+from protocol.records import GoldReveal, Task, decode_record
 
 log = logging.getLogger("annot.gold")
 
@@ -31,21 +29,6 @@ class RevealStore(Protocol):
 
 class GoldPending(NodeError, LookupError):
     """A task with gold whose reveal is not here yet and whose deadline has not passed."""
-
-
-def check_gold_record(record: Record, task_of: Callable[[bytes], tuple[bytes, Task] | None],
-                      now: float) -> None:
-    """Refuse an invalid gold reveal with a :class:`protocol.gold.GoldError`;
-    ``task_of(task id)`` gives (requester, task) of a stored task, or ``None``."""
-    body = record.body
-    if not isinstance(body, GoldReveal):
-        return
-    entry = task_of(body.task)
-    if entry is None:
-        return  # admission holds it until its task arrives
-    requester, task = entry
-    check_reveal(task, body.task, requester, body, record.author)
-    check_reveal_time(task, now)
 
 
 def gold_answers(store: RevealStore, network_id: bytes, task_id: bytes, requester: bytes,

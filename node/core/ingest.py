@@ -27,13 +27,18 @@ from node.core.metrics import Metrics
 from node.store.db import Saved, Store
 from protocol.errors import NotValidatorError, ProtocolError
 from protocol.genesis import Genesis
+from protocol.gold import check_reveal, check_reveal_time
 from protocol.keys import peer_id_from_public_key
-from protocol.records import Record, decode_record
+from protocol.records import GoldReveal, Record, decode_record
 
 log = logging.getLogger("annot.ingest")
 
 Subscriber = Callable[[list[Record]], None]
 OnInvalid = Callable[[str, str], None]
+
+
+# kinds only validators may sign
+VALIDATOR_KINDS = frozenset({"vote", "tally_vote", "payout_vote"})
 
 
 class SeqReuseError(ProtocolError):
@@ -73,9 +78,23 @@ class Ingest:
 
     def check_rules(self, record: Record) -> None:
         """Network rules beyond the signature, the same on every node."""
-        if record.kind in ("vote", "tally_vote") and record.author not in self._validators:
+        if record.kind in VALIDATOR_KINDS and record.author not in self._validators:
             raise NotValidatorError(peer_id_from_public_key(record.author))
         self.task_rules.check_owner(record)
+        if isinstance(record.body, GoldReveal):
+            self._check_gold(record, record.body)
+
+    def _check_gold(self, record: Record, reveal: GoldReveal) -> None:
+        """A gold reveal must open its task's commitments, from its requester, after the
+        close (``protocol.gold`` errors say which part is wrong). One whose task is not
+        here yet passes: admission holds it until the task arrives."""
+        entry = self.task_rules.task(reveal.task)
+        if entry is None:
+            return
+        requester, task = entry
+        items = self.store.task_item_cids(reveal.task) if task.items_dir is not None else None
+        check_reveal(task, reveal.task, requester, reveal, record.author, items)
+        check_reveal_time(task, self.task_rules.clock())
 
     def decode(self, data: bytes) -> Record:
         """Decode, verify and rule-check one record; raise ``ProtocolError``. A client's
