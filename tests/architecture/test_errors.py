@@ -9,6 +9,7 @@ import pkgutil
 
 import node
 from node.errors import NodeError
+from protocol.errors import ProtocolError
 
 REQUEST_TREES = ("RPCError", "GatewayError")  # request-level trees, documented apart
 
