@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from harness import ANNOT, ROOT, Cluster
 
+from node.cli.task_status import read_status
 from node.core.home import write_key
 from node.rpc.client import ClientError
 from protocol.cid import cid_bytes, cid_from_str, cid_to_str
@@ -70,9 +71,12 @@ class Node:
             assert out.returncode == 0, out.stderr
         return out
 
-    def status(self, task: str) -> dict[str, Any]:
-        result: dict[str, Any] = json.loads(self.cli("task", "status", "--json", task).stdout)
-        return result
+    def status(self, task: str, cli: bool = False) -> dict[str, Any]:
+        """``annot task status --json`` (in-process unless ``cli``: one interpreter less)."""
+        if cli:
+            result: dict[str, Any] = json.loads(self.cli("task", "status", "--json", task).stdout)
+            return result
+        return read_status(self.c.client(0).call, task).as_json()
 
     def finals(self, task: str, items: list[bytes]) -> list[str | None]:
         return [self.c.rpc(0, "item.get", task=task, item=cid_to_str(i))["final"] for i in items]
@@ -125,7 +129,7 @@ def test_owner_extends_and_closes_others_are_refused(node: Node) -> None:
     close = int(time.time()) + 600
     task, items = node.task("updates", 2, close_time=close)
     node.label(task, items[0], 0)
-    st = node.status(task)
+    st = node.status(task, cli=True)
     assert (st["final"], st["expired"], st["pending"], st["short"]) == (0, 0, 0, 2)
     assert [(s["item"], s["annotations"]) for s in st["stuck"]] == [
         (cid_to_str(items[0]), 1), (cid_to_str(items[1]), 0)]
