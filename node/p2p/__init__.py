@@ -2,9 +2,11 @@
 
     host.py    open_host / P2PHost (Noise-only, Yamux, TCP), serve_bootstrap, bans
     gossip.py  Gossip: topic validator, ingest queue, batching publisher
-    sync.py    Sync: /annot/sync/1.0.0 vector-clock sync, scheduler
+    sync.py    Sync: /annot/sync/1.1.0 (and 1.0.0) vector-clock sync, scheduler
     frames.py  pure codecs for gossip batches and sync frames
-    peers.py   counters, invalid-message scores, ban list
+    peers.py   counters, invalid-message scores, ban list (with reasons)
+    health.py  per-peer sync health and the p2p layer's Prometheus metrics
+    safe_pubsub.py  py-libp2p's Pubsub with two upstream bugs fixed (docs/upstream/)
     stack.py   serve_p2p / P2PNode: the whole stack in one nursery
 """
 
