@@ -110,7 +110,7 @@ def payout_group() -> None:
               help="File with the EVM account's secp256k1 private key (hex).")
 def bind(home: Path, as_json: bool, key_path: Path, eth_key_path: Path) -> None:
     """Bind the EVM address of --eth-key as --key's payout address."""
-    from node.cli.main import _client
+    from node.cli.common import _client
     from node.core.home import load_key
     from protocol.merkle import checksum_address
     from protocol.payout import sign_binding

@@ -179,16 +179,6 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"cannot read {path}: {exc}") from None
 
 
-def render_config(p2p_port: int = 4001, rpc_port: int = 4701,
-                  bootstrap: tuple[str, ...] = (), host: str = "127.0.0.1",
-                  gateway_port: int | None = None) -> str:
-    """The documented ``config.toml`` written by ``annot init`` (the gateway's port is
-    the RPC port + 1 unless given; 0 stays 0); values rendered by tomli-w."""
-    from node.core.config_file import render_toml
-
-    return render_toml(init_config(p2p_port, rpc_port, bootstrap, host, gateway_port))
-
-
 def init_config(p2p_port: int = 4001, rpc_port: int = 4701, bootstrap: tuple[str, ...] = (),
                 host: str = "127.0.0.1", gateway_port: int | None = None,
                 listen: tuple[str, ...] = ()) -> Config:

@@ -20,7 +20,7 @@ from typing import Any
 
 import tomli_w
 
-from node.core.config import DEFAULT_TOML, Config, config_from_toml
+from node.core.config import DEFAULT_TOML, Config, config_from_toml, init_config
 from node.errors import ConfigError
 
 _SECTION = re.compile(r"^\[(\w+)\]\s*$")
@@ -32,6 +32,14 @@ def toml_value(v: object) -> str:
     if isinstance(v, (tuple, list)):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
     return tomli_w.dumps({"v": v}).removeprefix("v = ").rstrip("\n")
+
+
+def render_config(p2p_port: int = 4001, rpc_port: int = 4701,
+                  bootstrap: tuple[str, ...] = (), host: str = "127.0.0.1",
+                  gateway_port: int | None = None) -> str:
+    """The documented ``config.toml`` written by ``annot init`` (the gateway's port is
+    the RPC port + 1 unless given; 0 stays 0)."""
+    return render_toml(init_config(p2p_port, rpc_port, bootstrap, host, gateway_port))
 
 
 def render_toml(cfg: Config) -> str:

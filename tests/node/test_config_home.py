@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from node.core.config import Config, config_from_toml, load_config, render_config
+from node.core.config import Config, config_from_toml, load_config
+from node.core.config_file import render_config
 from node.core.home import NodeHome, init_home, load_key, read_peer_id, resolve_home, write_key
 from node.errors import ConfigError, HomeError, KeyPermissionError
 from node.store.db import open_store
