@@ -19,6 +19,7 @@ from node.core.metrics import Metrics
 from node.store.db import Store, open_store
 from protocol.genesis import Genesis
 from protocol.keys import Signer, SigningKey
+from protocol.limits import check_body
 from protocol.records import Body, Record, sign_record
 
 
@@ -50,7 +51,9 @@ class Node:
         return self.public_key in self.genesis.weights()
 
     def sign_own(self, body: Body) -> Record:
-        """Sign, save and publish one record of our own."""
+        """Sign, save and publish one record of our own. A body over a genesis limit is
+        refused (``protocol.limits.LimitError``) before a seq is reserved or signed."""
+        check_body(body, self.genesis.params)
         seq = self.store.reserve_seq(self.public_key)
         record = sign_record(self.genesis.network_id, self.signer, seq, body)
         self.ingest.accept([record], source="self")

@@ -290,6 +290,10 @@ class NodeRPC:
             raise InvalidParamsError("item", f"{item} is not an item of task {task}")
         if label not in t.labels:
             raise InvalidParamsError("label", f"{label!r} is not one of {', '.join(t.labels)}")
+        try:  # a closed task takes no more labels: refused before the node signs one
+            self.node.ingest.task_rules.check_open_now(tid)
+        except ProtocolError as exc:
+            raise RecordRejectedError(str(exc)) from None
         return self._sign(Annotation(task=tid, item=iid, label=label))
 
     async def annotation_list(self, query: AnnotationQuery) -> AnnotationPage:
