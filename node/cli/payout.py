@@ -37,59 +37,19 @@ def read_eth_key(path: Path) -> bytes:
 def export_epoch(home: Path, output: Path, task: str | None = None,
                  epoch: int | None = None) -> dict[str, Any]:
     """Write the claim file of a certified epoch (``epoch``, the one holding ``task``,
-    or the latest) to ``output``; return what was written and who certified it."""
-    from node.core.home import NodeHome
-    from node.store.db import open_store
-    from protocol.cid import cid_from_str, cid_to_str
-    from protocol.keys import peer_id_from_public_key
-    from protocol.records import PayoutVote, decode_record
+    or the latest) to ``output``, fetched from the node's RPC (``payout.epoch``);
+    return what was written and who certified it."""
+    from node.cli.common import _api
 
-    h = NodeHome(home)
-    genesis = h.load_genesis()
-    store = open_store(h.store_path, readonly=True)
-    try:
-        epochs = store.payout_epochs()
-        votes = [decode_record(d, genesis.network_id, verify=False)
-                 for d in store.records_of_kind("payout_vote")]
-    finally:
-        store.close()
-    if not epochs:
-        raise NodeError("no certified payout epoch on this node yet: validators certify one "
-                        "once a task's tally is final and an annotator has bound an address "
-                        "(annot payout bind)")
-    if epoch is not None:
-        chosen = [e for e in epochs if e[0] == epoch]
-        if not chosen:
-            raise NodeError(f"payout epoch {epoch} is not certified on this node (certified: "
-                            f"{', '.join(str(e[0]) for e in epochs)})")
-    elif task is not None:
-        tid = cid_from_str(task)
-        chosen = [e for e in epochs if tid in e[2]]
-        if not chosen:
-            raise NodeError(f"task {task} is in no certified payout epoch yet (its tally must "
-                            "be final; validators certify the next epoch after it)")
-    else:
-        chosen = epochs[-1:]
-    number, root, tasks, data = chosen[0]
-    latest: dict[bytes, tuple[int, bytes, tuple[bytes, ...]]] = {}
-    for r in votes:
-        b = r.body
-        if isinstance(b, PayoutVote) and b.epoch == number and \
-                r.seq > latest.get(r.author, (0, b"", ()))[0]:
-            latest[r.author] = (r.seq, b.root, b.tasks)
-    weights = genesis.weights()
-    signers = sorted(a for a, (_, r, t) in latest.items()
-                     if r == root and t == tuple(tasks) and a in weights)
-    signed = sum(weights[a] for a in signers)
+    got = _api(home).payout_epoch(epoch, task)
+    data = got["file"].encode()
     output.write_bytes(data)
     doc = json.loads(data)
     return {
-        "file": str(output.resolve()), "epoch": number, "root": "0x" + root.hex(),
-        "tasks": [cid_to_str(t) for t in tasks], "claims": len(doc["claims"]),
-        "total": doc["annot"]["total"], "bytes": len(data),
-        "signers": [peer_id_from_public_key(a) for a in signers],
-        "signed_weight": signed, "total_weight": genesis.total_weight,
-        "quorum": genesis.quorum(signed),
+        "file": str(output.resolve()), "epoch": got["epoch"], "root": got["root"],
+        "tasks": got["tasks"], "claims": len(doc["claims"]), "total": doc["annot"]["total"],
+        "bytes": len(data), "signers": got["signers"], "signed_weight": got["signed_weight"],
+        "total_weight": got["total_weight"], "quorum": got["quorum"],
     }
 
 

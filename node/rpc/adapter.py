@@ -28,6 +28,7 @@ from node.rpc.api import (
     TaskSpec,
     UnavailableError,
 )
+from node.rpc.payout_view import payout_epoch
 from node.rpc.results import (
     AccountInfo,
     AnnotationInfo,
@@ -38,6 +39,7 @@ from node.rpc.results import (
     LedgerInfo,
     NodePeers,
     NodeStatus,
+    PayoutEpoch,
     RecordSubmitted,
     Signed,
     TallyInfo,
@@ -414,3 +416,9 @@ class NodeRPC:
         if data is None:
             raise NotFoundError("block", cid)
         return data
+
+    # ---------------------------------------------------------------- payouts
+    async def payout_epoch(self, epoch: int | None, task: str | None) -> PayoutEpoch:
+        if epoch is not None and task is not None:
+            raise InvalidParamsError("task", "give 'epoch' or 'task', not both")
+        return payout_epoch(self.node.store, self.node.genesis, epoch, task)

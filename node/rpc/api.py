@@ -35,6 +35,7 @@ from node.rpc.results import (
     LedgerInfo,
     NodePeers,
     NodeStatus,
+    PayoutEpoch,
     RecordSubmitted,
     Signed,
     TallyInfo,
@@ -209,3 +210,4 @@ class NodeAPI(Protocol):
     async def block_put(self, data: bytes, codec: str) -> str: ...
 
     async def block_get(self, cid: str) -> bytes: ...
+    async def payout_epoch(self, epoch: int | None, task: str | None) -> PayoutEpoch: ...

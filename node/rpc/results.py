@@ -232,6 +232,17 @@ class BlockData(TypedDict):
     size: int
 
 
+class PayoutEpoch(TypedDict):
+    epoch: int
+    root: str  # 0x-hex, the StandardMerkleTree root a contract checks claims against
+    tasks: list[str]
+    file: str  # the claim file (OpenZeppelin standard-v1 dump plus proofs), JSON text
+    signers: list[str]
+    signed_weight: int
+    total_weight: int
+    quorum: bool
+
+
 RESULTS: dict[str, type] = {
     "node.status": NodeStatus,
     "node.peers": NodePeers,
@@ -251,4 +262,5 @@ RESULTS: dict[str, type] = {
     "account.get": AccountInfo,
     "block.put": BlockPut,
     "block.get": BlockData,
+    "payout.epoch": PayoutEpoch,
 }

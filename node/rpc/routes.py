@@ -54,6 +54,10 @@ block.put          {data: base64, codec?: "raw"|"dag-pb"}   {cid, size}
 block.get          {cid}                                    {cid, data: base64, size}  (a
                                                              record too: records are raw
                                                              blocks named by their id)
+payout.epoch       {epoch?, task?}  (the latest without    {epoch, root, tasks, file: the
+                    either)                                  claim file's JSON, signers,
+                                                             signed_weight, total_weight,
+                                                             quorum: bool}
 """
 
 from __future__ import annotations
@@ -194,6 +198,11 @@ ROUTES: dict[str, Route] = {
         ),
     ),
     "block.get": Route(_block_get, (Param("cid", cid),)),
+    "payout.epoch": Route(
+        lambda api, p: api.payout_epoch(p["epoch"], p["task"]),
+        (Param("epoch", integer(1, MAX_U63), required=False),
+         Param("task", cid, required=False)),
+    ),
 }
 
 

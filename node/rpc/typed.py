@@ -21,6 +21,7 @@ from node.rpc.results import (
     LedgerInfo,
     NodePeers,
     NodeStatus,
+    PayoutEpoch,
     RecordSubmitted,
     Signed,
     TallyInfo,
@@ -100,3 +101,6 @@ class NodeClient:
 
     def block_get(self, cid: str) -> BlockData:
         return cast(BlockData, self.caller.call("block.get", cid=cid))
+
+    def payout_epoch(self, epoch: int | None = None, task: str | None = None) -> PayoutEpoch:
+        return cast(PayoutEpoch, self.caller.call("payout.epoch", epoch=epoch, task=task))

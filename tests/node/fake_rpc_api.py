@@ -31,6 +31,7 @@ from node.rpc.results import (
     LedgerInfo,
     NodePeers,
     NodeStatus,
+    PayoutEpoch,
     RecordSubmitted,
     Signed,
     TallyInfo,
@@ -171,6 +172,12 @@ class FakeNodeAPI:
         cid = cid_str(data, DAG_PB if codec == "dag-pb" else RAW)
         self.blocks[cid] = data
         return cid
+
+    async def payout_epoch(self, epoch: int | None, task: str | None) -> PayoutEpoch:
+        self._log("payout_epoch", epoch, task)
+        return {"epoch": epoch or 1, "root": "0x" + "22" * 32, "tasks": [TASK],
+                "file": '{"format":"standard-v1"}', "signers": [PEER], "signed_weight": 1,
+                "total_weight": 1, "quorum": True}
 
     async def block_get(self, cid: str) -> bytes:
         self._log("block_get", cid)

@@ -25,7 +25,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "annotation.list": {"task": TASK}, "item.get": {"task": TASK, "item": ITEM},
     "certificate.get": {"task": TASK, "item": ITEM}, "tally.get": {"task": TASK},
     "ledger.get": {}, "evidence.list": {}, "account.get": {"author": PEER2},
-    "block.put": {"data": B64}, "block.get": {"cid": ""},
+    "block.put": {"data": B64}, "block.get": {"cid": ""}, "payout.epoch": {},
 }
 
 

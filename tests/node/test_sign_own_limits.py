@@ -23,7 +23,7 @@ def test_an_oversized_task_is_refused_before_a_seq_is_reserved(tmp_path: Path) -
         body = Task(title="big", labels=("a", "b"), items=items, redundancy=1,
                     reward_per_item=0, validator_share_bps=0)
         before = node.store.next_seq(node.public_key)
-        with pytest.raises(LimitError, match="max_items_per_task.*--items-dir"):
+        with pytest.raises(LimitError, match=r"max_items_per_task.*--items-dir"):
             node.sign_own(body)
         assert node.store.next_seq(node.public_key) == before
         assert node.store.count() == 0
