@@ -3,7 +3,7 @@
 One bounded run of each attack class against node 0 while honest work goes on:
 
 - malformed pubsub frames on ``/meshsub/1.1.0`` (a 7-byte bad protobuf, repeated);
-- a bitswap flood: ~3.3 MB want frames of ``sendDontHave`` wants for missing
+- a bitswap flood: ~1.8 MB want frames of ``sendDontHave`` wants for missing
   blocks, past the per-peer cap, from a slow reader;
 - RPC abuse: JSON nested 2,000 deep, bad cursors, a rebinding ``Host``.
 
@@ -90,7 +90,7 @@ async def attack_bitswap(host: Any, victim: ID, frames: int) -> int:
     host.raw.set_stream_handler(PROTOCOL_V120, slow_reader)
     s = await host.raw.new_stream(victim, [PROTOCOL_V120])
     for i in range(frames):
-        await s.write(want_frame(75_000, b"flood%d" % i))
+        await s.write(want_frame(40_000, b"flood%d" % i))
     return frames
 
 
@@ -148,7 +148,7 @@ async def test_edge_attacks_leave_the_node_up_and_honest_work_final(
         with trio.fail_after(120):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(attack_pubsub, pubsub_attacker, victim, threshold + 5)
-                nursery.start_soon(attack_bitswap, bitswap_attacker, victim, 3)
+                nursery.start_soon(attack_bitswap, bitswap_attacker, victim, 2)
                 nursery.start_soon(trio.to_thread.run_sync, attack_rpc, c)
                 nursery.start_soon(trio.to_thread.run_sync, honest_task, c)
         for i in (0, 1):
