@@ -9,7 +9,8 @@ presences are capped per peer, and the flooder is charged.
 Finding 10: want-lists outlived the peer (20 throwaway identities x 8,192
 wants stayed forever; the test runs 5, one after another) and penalties
 banned nobody. Now a peer's state is freed when it disconnects, wants are
-capped per peer, and a peer that keeps offending is banned: its streams are refused and it is disconnected.
+capped per peer, and a peer that keeps offending is banned: its streams are
+refused and it is disconnected.
 """
 
 from __future__ import annotations
