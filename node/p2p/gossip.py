@@ -40,6 +40,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("annot.p2p.gossip")
 
 OnRecords = Callable[[list[Record], str], Awaitable[None]]
+Screen = Callable[[list[Record]], "str | None"]
+"""``screen(records)``: why the first never-valid record can never be stored, or None
+(``node.core.ingest.Ingest.screen``). Run by the topic validator, so a message it
+refuses is neither delivered nor forwarded: only its first sender is charged."""
+
+
+class ScreenedOut(FrameError):
+    """A gossip message with a record the node's admission rules call never-valid."""
 INGEST_QUEUE = 64  # accepted batches waiting for on_records
 OUT_BUFFER_BYTES = 8 * 1024 * 1024  # records waiting to be gossiped
 PUBLISH_TIMEOUT_S = 10.0
@@ -56,6 +64,7 @@ class Gossip:
                  known: Callable[[bytes], bool] = lambda cid: False) -> None:
         self.host = host
         self.known = known  # record CID -> already stored (so already verified) here
+        self.screen: Screen | None = None  # set by the node: admission's never-valid check
         self.topic = genesis.topic()
         self.config = config
         self.on_records = on_records
@@ -105,6 +114,9 @@ class Gossip:
             return False
         try:
             records = self.decode_message(msg.data)
+            why = self.screen(records) if self.screen is not None and records else None
+            if why is not None:
+                raise ScreenedOut(f"never-valid record: {why}")
         except (FrameError, ProtocolError) as exc:
             self._reject(peer, exc)
             return False

@@ -51,6 +51,11 @@ class P2PNode:
         self.counters = counters
         self.scores = scores if scores is not None else sync.scores
 
+    def set_screen(self, screen: Any) -> None:
+        """Have gossip refuse (not forward, charge the sender) messages holding a record
+        ``screen`` calls never-valid; pass ``node.ingest.screen``."""
+        self.gossip.screen = screen
+
     def sync_health(self) -> list[PeerSyncHealth]:
         """Per peer (connected, recently synced or banned), sorted by peer id: records
         the last sync brought (``records_behind``), ``last_ok`` (unix time),
