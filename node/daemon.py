@@ -24,6 +24,7 @@ import trio
 from node.consensus.ports import ConsensusPorts
 from node.consensus.service import ConsensusService
 from node.content.bitswap import BitswapService
+from node.content.items import ItemResolver
 from node.content.kubo import KuboClient
 from node.content.router import Content
 from node.core.config import Config
@@ -105,15 +106,26 @@ async def open_running_node(home: NodeHome, config: Config | None = None
                     serve_p2p, node.key, node.genesis, cfg, node.store, on_records,
                     metrics=node.metrics))
                 nursery.start_soon(_serve_outbox, outbox_recv, p2p.publish_nowait)
-                bitswap = BitswapService(p2p.host.raw, node.blocks)
+                # gossip refuses (never forwards) messages holding a never-valid record
+                # and charges their sender; sync and bitswap offenders are charged too
+                p2p.set_screen(node.ingest.screen)
+                node.ingest.on_invalid = partial(p2p.penalize, layer="records")
+                bitswap = BitswapService(
+                    p2p.host.raw, node.blocks,
+                    on_penalty=lambda peer, why: p2p.penalize(str(peer), "bitswap", why))
                 await nursery.start(bitswap.serve)
                 kubo = KuboClient(cfg.ipfs.api) if cfg.ipfs.api else None
                 content = Content(node.blocks, bitswap, kubo)
                 consensus = ConsensusService(
                     node.genesis, node.public_key, _consensus_ports(node, p2p, content),
                     cfg.consensus)
-                node.ingest.subscribe(consensus.records_nowait)
+                # a folder task reaches consensus once its items directory is resolved
+                # (local blocks, then peers); every other record passes straight through
+                items = ItemResolver(node.store, content.get, consensus.records_nowait)
+                node.ingest.subscribe(items.records_nowait)
+                nursery.start_soon(items.serve)
                 await nursery.start(consensus.serve)
+                items.restore(node.genesis.network_id)
                 rpc_url = await nursery.start(partial(
                     serve_rpc, NodeRPC(node, p2p, consensus, content), cfg.rpc, home.root,
                     node.metrics.render, on_call=node.metrics.count_rpc))

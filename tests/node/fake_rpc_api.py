@@ -160,7 +160,8 @@ class FakeNodeAPI:
 
     async def evidence_list(self, cursor: str | None, limit: int) -> EvidencePage:
         self._log("evidence_list", cursor, limit)
-        return {"evidence": [], "next_cursor": None}
+        return {"evidence": [{"id": 1, "kind": "fork", "author": PEER2, "seq": 1,
+                              "a": "AA==", "b": "AQ=="}], "next_cursor": None}
 
     async def account_get(self, author: str) -> AccountInfo:
         self._log("account_get", author)

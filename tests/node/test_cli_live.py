@@ -21,6 +21,7 @@ import pytest
 from harness import ANNOT, ROOT, Cluster
 
 from node.core.home import init_home
+from node.rpc.client import RPCClientError
 from protocol.cid import cid_from_str, cid_str
 from protocol.genesis import genesis_from_json
 from protocol.keys import SigningKey
@@ -241,7 +242,8 @@ def test_task_label_item_certificate(live: Live, tmp_path: Path) -> None:
         ["task", "show", "--home", live.home, task], ["task", "list", "--home", live.home],
         ["label", "--home", live.home, task, items[0], "cat"], ["keygen", "-o", key])
     assert re.search(r"^title:\s+CLI task$", show.stdout, re.M), show.stderr
-    assert re.search(rf"^items:\s+{items[0]}\n\s+{items[1]}$", show.stdout, re.M)
+    # the items table: PATH and ITEM ("-": an inline task's items have no path)
+    assert re.search(rf"^PATH\s+ITEM\n-\s+{items[0]}\n-\s+{items[1]}$", show.stdout, re.M)
     listing = listed.stdout.splitlines()
     assert listing[0].split() == ["TASK", "TITLE", "ITEMS", "FINAL", "STATUS"], listed.stderr
     assert [line.split() for line in listing if line.startswith(task)] == [
@@ -250,7 +252,7 @@ def test_task_label_item_certificate(live: Live, tmp_path: Path) -> None:
     me = keygen.stdout.strip()
     for item, lab in zip(items, ["cat", "dog"], strict=True):
         out = live("label", task, item, lab, "--key", key).stdout.strip()
-        assert re.fullmatch(CID.pattern + r": recorded, \d/2 labels", out), out
+        assert re.fullmatch(CID.pattern + r": recorded, \d/2 labels(; final: '\w+')?", out), out
     assert rpc("account.get", author=me)["clock"] == 2
     # a second label by one author for one item is a valid record, but the lowest seq
     # wins on every node (the store's rule), so the first label stays; the CLI says so
@@ -332,12 +334,22 @@ def test_task_from_items_dir(live: Live, tmp_path: Path) -> None:
     assert no_items.returncode == 2 and "--items-dir" in no_items.stderr
 
 
-def test_evidence(live: Live) -> None:
+def test_a_reused_seq_is_refused_not_evidence(live: Live) -> None:
+    """A client that reuses a seq (two labels sent at once) is refused with the next free
+    seq, and never becomes fork evidence against it: ``annot evidence`` stays empty.
+    (Evidence between nodes: tests/node/consensus/test_forks.py; its table: test_cli_rpc.)"""
     key = SigningKey(hashlib.sha256(b"cli forker").digest())
-    task, item = cid_from_str(cid_str(b"some task")), cid_from_str(cid_str(b"some item"))
-    for lab in ("a", "b"):  # two records with one seq: a fork
-        rec = sign_record(live.cluster.genesis.network_id, key, 1, Annotation(task, item, lab))
-        live.cluster.submit(0, rec.data)
+    items = [cid_str(b"evidence item")]
+    task = live.cluster.rpc(0, "task.create", title="evidence", labels=["cat", "dog"],
+                            items=items, redundancy=2, reward_per_item=0,
+                            validator_share_bps=0)["task"]
+    net = live.cluster.genesis.network_id
+    first, second = (sign_record(net, key, 1, Annotation(cid_from_str(task),
+                                                         cid_from_str(items[0]), lab))
+                     for lab in ("cat", "dog"))
+    live.cluster.submit(0, first.data)
+    with pytest.raises(RPCClientError, match="already used by another record; the next "
+                                             "free seq is 2"):
+        live.cluster.submit(0, second.data)
     rows = live("evidence").stdout.splitlines()
-    assert rows[0].split() == ["ID", "KIND", "AUTHOR", "SEQ"]
-    assert any(row.split()[1:] == ["fork", key.peer_id, "1"] for row in rows[1:]), rows
+    assert rows == ["(none)"], rows

@@ -111,7 +111,7 @@ def test_label_item_certificate(served: tuple[FakeNodeAPI, Path], tmp_path: Path
 @pytest.mark.parametrize(("args", "expect"), [
     (("tally", TASK), "root:"),
     (("ledger",), "REPUTATION"),
-    (("evidence",), "(none)"),
+    (("evidence",), f"fork  {PEER2}  1"),
 ])
 def test_read_commands(served: tuple[FakeNodeAPI, Path], args: tuple[str, ...],
                        expect: str) -> None:

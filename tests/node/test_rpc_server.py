@@ -90,9 +90,11 @@ GOOD: list[tuple[str, Any, str, tuple[Any, ...], dict[str, Any]]] = [
      {"certificate": base64.b64encode(b"\x93cert").decode(), "value": "cat"}),
     ("tally.get", {"task": TASK}, "tally_get", (TASK,), {"final": True}),
     ("ledger.get", None, "ledger_get", (), {}),
-    ("evidence.list", {"limit": 1000}, "evidence_list", (None, 1000), {"evidence": []}),
+    ("evidence.list", {"limit": 1000}, "evidence_list", (None, 1000), {"next_cursor": None}),
     ("account.get", {"author": PEER}, "account_get", (PEER,), {"next_seq": 5}),
     ("block.put", {"data": B64}, "block_put", (b"hello", "raw"), {"size": 5}),
+    ("payout.epoch", {}, "payout_epoch", (None, None), {"epoch": 1, "quorum": True}),
+    ("payout.epoch", {"epoch": 3}, "payout_epoch", (3, None), {"epoch": 3}),
 ]
 
 
