@@ -22,7 +22,8 @@
     ├── DirectoryUnavailable     (content.items) an items directory not resolvable yet
     ├── GoldPending              (consensus.gold) a gold reveal not here, deadline not passed
     ├── FrameError               (p2p.frames) a malformed, oversized or unexpected frame
-    │   └── NetworkMismatchError a peer on another network id
+    │   ├── NetworkMismatchError a peer on another network id
+    │   └── ScreenedOut          (p2p.gossip) a message holding a never-valid record
     ├── SyncError                (p2p.sync) a sync session failed
     ├── DialError                (p2p.host) a peer address that cannot be dialed
     ├── ClientError              (rpc.client) anything that stops an RPC call

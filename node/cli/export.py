@@ -173,7 +173,7 @@ def export_task(home: Path, task_id: str, out: Path, car: Path | None,
                 await write_items_car(client, ex.task.items_dir, out / "items.car")
             root = None
             if car is not None:
-                root = await write_car(client, ex, out, car, say)
+                root = await write_car(client, ex.task, out, car, say)
             return {"task": task_id, "items": len(ex.items),
                     "final": sum(1 for r in rows if r["label"] is not None),
                     "certificates": len(ex.certificates), "votes": len(ex.votes),

@@ -10,18 +10,15 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import trio
 
 from node.rpc.client import RPCClient
 from protocol.car import encode_car_block, encode_car_header
 from protocol.cid import DAG_PB, cid_to_str, decode_cid
+from protocol.records import Task
 from protocol.unixfs import FileImporter, decode_dag_pb
 from protocol.unixfs_dir import DirectoryBuilder, DirectoryWalk
-
-if TYPE_CHECKING:
-    from node.cli.export import Export
 
 BLOCK_BATCH = 50
 PARALLEL_BATCHES = 8
@@ -87,7 +84,7 @@ async def write_items_car(client: RPCClient, items_dir: bytes, path: Path) -> No
             f.write(encode_car_block(cid, data))
 
 
-async def write_car(client: RPCClient, ex: Export, folder: Path, car: Path,
+async def write_car(client: RPCClient, task: Task, folder: Path, car: Path,
                     say: Callable[[str], None]) -> str:
     """One CAR of the export folder's files, the vote records and every item's DAG,
     rooted at a UnixFS directory; return the root CID."""
@@ -100,17 +97,17 @@ async def write_car(client: RPCClient, ex: Export, folder: Path, car: Path,
         blocks.update(importer.finish())
         assert importer.root is not None
         builder.add_file(name, importer.root, importer.tsize)
-    if ex.task.items_dir is not None:
-        dir_blocks, files = await directory_blocks(client, ex.task.items_dir)
+    if task.items_dir is not None:
+        dir_blocks, files = await directory_blocks(client, task.items_dir)
         blocks.update(dir_blocks)
         blocks.update(await dag_blocks(client, [c for _, c in files]))
-        links, _ = decode_dag_pb(dir_blocks[ex.task.items_dir])
-        tsize = len(dir_blocks[ex.task.items_dir]) + sum(link.tsize or 0 for link in links)
-        builder.add_file("items", ex.task.items_dir, tsize)
+        links, _ = decode_dag_pb(dir_blocks[task.items_dir])
+        tsize = len(dir_blocks[task.items_dir]) + sum(link.tsize or 0 for link in links)
+        builder.add_file("items", task.items_dir, tsize)
     else:
-        item_blocks = await dag_blocks(client, list(ex.task.items))
+        item_blocks = await dag_blocks(client, list(task.items))
         blocks.update(item_blocks)
-        for item in ex.task.items:
+        for item in task.items:
             below = item_blocks[item]
             if decode_cid(item)[0] == DAG_PB:
                 size = len(below) + sum(link.tsize or 0 for link in decode_dag_pb(below)[0])

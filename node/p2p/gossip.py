@@ -48,6 +48,8 @@ refuses is neither delivered nor forwarded: only its first sender is charged."""
 
 class ScreenedOut(FrameError):
     """A gossip message with a record the node's admission rules call never-valid."""
+
+
 INGEST_QUEUE = 64  # accepted batches waiting for on_records
 OUT_BUFFER_BYTES = 8 * 1024 * 1024  # records waiting to be gossiped
 PUBLISH_TIMEOUT_S = 10.0

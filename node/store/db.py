@@ -30,7 +30,7 @@ from typing import Any
 
 from node.errors import ReadOnlyStoreError, SeqError, StoreError
 from node.store.migrations import migrate
-from protocol.encoding import decode_canonical, encode_canonical
+from node.store.tables import ItemTables, pack_refs, unpack_refs
 from protocol.records import Annotation, Record, Task, Vote
 
 FORK_CAP_PER_AUTHOR = 1  # conflicting variants kept per author: one proves the fork
@@ -64,13 +64,6 @@ class StoredAnnotation:
     cid: bytes
 
 
-def _pack_refs(refs: Iterable[bytes]) -> bytes:
-    return encode_canonical(sorted(set(refs)))
-
-
-def _unpack_refs(data: bytes) -> list[bytes]:
-    refs = decode_canonical(data)
-    return [bytes(r) for r in refs]
 
 
 def _annotations(rows: Iterable[tuple[Any, ...]]) -> list[StoredAnnotation]:
@@ -90,7 +83,7 @@ def _index_cols(r: Record) -> tuple[bytes | None, bytes | None]:
     return (task if isinstance(task, bytes) else None), None
 
 
-class Store:
+class Store(ItemTables):
     """The SQLite store. Open with :func:`open_store`; one per node process."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
@@ -347,7 +340,7 @@ class Store:
         with self._tx():
             self._db.execute(
                 "INSERT OR IGNORE INTO certificates(task, item, value, round, data)"
-                " VALUES (?,?,?,?,?)", (task, item, value, round_, _pack_refs(refs)))
+                " VALUES (?,?,?,?,?)", (task, item, value, round_, pack_refs(refs)))
 
     def add_certificate_vote(self, task: bytes, item: bytes, ref: bytes) -> None:
         """A later precommit for the final value and round joins the certificate, so the
@@ -356,18 +349,18 @@ class Store:
                                (task, item)).fetchone()
         if row is None:
             return
-        refs = set(_unpack_refs(bytes(row[0])))
+        refs = set(unpack_refs(bytes(row[0])))
         if ref not in refs:
             refs.add(ref)
             with self._tx():
                 self._db.execute("UPDATE certificates SET data=? WHERE task=? AND item=?",
-                                 (_pack_refs(refs), task, item))
+                                 (pack_refs(refs), task, item))
 
     def certificate(self, task: bytes, item: bytes) -> tuple[str, int, list[bytes]] | None:
         """(final value, round, precommit record ids) of a final item."""
         row = self._db.execute("SELECT value, round, data FROM certificates WHERE task=? AND"
                                " item=?", (task, item)).fetchone()
-        return None if row is None else (row[0], row[1], _unpack_refs(bytes(row[2])))
+        return None if row is None else (row[0], row[1], unpack_refs(bytes(row[2])))
 
     def authors(self, cids: list[bytes]) -> list[bytes]:
         """The authors of the stored records ``cids`` (all must be stored)."""
@@ -409,77 +402,14 @@ class Store:
         return [(bytes(t), bytes(r), bytes(d)) for t, r, d in self._db.execute(
             "SELECT task, root, data FROM tallies ORDER BY task")]
 
-    # ------------------------------------------------------------ payout epochs
-    def save_payout_epoch(self, epoch: int, root: bytes, tasks: Iterable[bytes],
-                          data: bytes) -> bool:
-        """Keep certified payout epoch ``epoch`` (its claim file ``data``); the first
-        one saved stays. Return whether it was new."""
-        with self._tx():
-            cur = self._db.execute(
-                "INSERT OR IGNORE INTO payout_epochs(epoch, root, tasks, data) VALUES (?,?,?,?)",
-                (epoch, root, _pack_refs(tasks), data))
-        return cur.rowcount > 0
-
-    def payout_epochs(self) -> list[tuple[int, bytes, list[bytes], bytes]]:
-        """Every certified payout epoch here: (epoch, root, tasks, claim file), by epoch."""
-        return [(int(e), bytes(r), _unpack_refs(t), bytes(d)) for e, r, t, d in self._db.execute(
-            "SELECT epoch, root, tasks, data FROM payout_epochs ORDER BY epoch")]
-
-    # ------------------------------------------------------------ directory items
-    def save_task_items(self, task: bytes, rows: Iterable[tuple[str, bytes]],
-                        items: int) -> None:
-        """A directory task's files as (path, item CID), and its distinct item count, in
-        one transaction: the task is resolved for good."""
-        with self._tx() as db:
-            db.execute("DELETE FROM task_items WHERE task=?", (task,))
-            db.executemany("INSERT INTO task_items(task, path, item) VALUES (?,?,?)",
-                           ((task, p, i) for p, i in rows))
-            db.execute("INSERT OR REPLACE INTO task_dirs(task, status, items, error)"
-                       " VALUES (?, 'resolved', ?, NULL)", (task, items))
-
-    def save_task_dir_invalid(self, task: bytes, error: str) -> None:
-        """A directory task whose directory can never give its items (malformed, or
-        not the item count its record says): every node finds the same."""
-        with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO task_dirs(task, status, items, error)"
-                       " VALUES (?, 'invalid', 0, ?)", (task, error))
-
-    def task_dir(self, task: bytes) -> tuple[str, int, str | None] | None:
-        """(status 'resolved'|'invalid', distinct items, error) of a directory task."""
-        row = self._db.execute("SELECT status, items, error FROM task_dirs WHERE task=?",
-                               (task,)).fetchone()
-        return None if row is None else (str(row[0]), int(row[1]), row[2])
-
-    def task_item_cids(self, task: bytes) -> list[bytes]:
-        """A resolved directory task's distinct items, in the order of their first path."""
-        return [bytes(i) for (i,) in self._db.execute(
-            "SELECT item FROM task_items WHERE task=? GROUP BY item ORDER BY min(path)",
-            (task,))]
-
-    def task_item_page(self, task: bytes, after: str, limit: int) -> list[tuple[str, bytes]]:
-        """(path, item) of a directory task's files after path ``after``, in path order."""
-        return [(str(p), bytes(i)) for p, i in self._db.execute(
-            "SELECT path, item FROM task_items WHERE task=? AND path>? ORDER BY path LIMIT ?",
-            (task, after, limit))]
-
     def certificate_page(self, task: bytes, after: bytes, limit: int
                          ) -> list[tuple[bytes, str, int, list[bytes]]]:
         """(item, final value, round, precommit ids) of a task's final items after item
         ``after``, in item order (a task's export pages through them)."""
-        return [(bytes(i), str(v), int(r), _unpack_refs(bytes(d))) for i, v, r, d in
+        return [(bytes(i), str(v), int(r), unpack_refs(bytes(d))) for i, v, r, d in
                 self._db.execute("SELECT item, value, round, data FROM certificates"
                                  " WHERE task=? AND item>? ORDER BY item LIMIT ?",
                                  (task, after, limit))]
-
-    def has_task_item(self, task: bytes, item: bytes) -> bool:
-        """Whether a resolved directory task lists ``item`` among its files."""
-        return self._db.execute("SELECT 1 FROM task_items WHERE task=? AND item=? LIMIT 1",
-                                (task, item)).fetchone() is not None
-
-    def item_paths(self, task: bytes, item: bytes) -> list[str]:
-        """Every path at which ``item`` appears in its task's directory (sorted)."""
-        return [str(p) for (p,) in self._db.execute(
-            "SELECT path FROM task_items WHERE task=? AND item=? ORDER BY path", (task, item))]
 
     # ------------------------------------------------------------ maintenance
     def integrity_check(self) -> list[str]:
