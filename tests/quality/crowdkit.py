@@ -123,16 +123,21 @@ def run_crowdkit(cs: CrowdSet, say: Callable[[str], None] = lambda _: None
     return acc, secs
 
 
-def save_accuracies(results: dict[str, dict[str, float]], data: Path = CROWD,
-                    path: Path = ACCURACY_FILE) -> None:
-    """Write the measured crowd-kit accuracies, with each set's digest, for the CI test."""
+def save_accuracies(results: dict[str, dict[str, float | None]], data: Path = CROWD,
+                    path: Path = ACCURACY_FILE, note: str = "") -> None:
+    """Write the measured crowd-kit accuracies, with each set's digest, for the CI test.
+    ``None``: a method not measured (``make quality`` measures every one; a file
+    written from a partial run says so rather than inventing a figure). Full float
+    precision: a tie with annot (the same number of items right) must compare equal."""
     import crowdkit
     doc = {
         "crowd_kit": getattr(crowdkit, "__version__", CROWDKIT_VERSION),
         "answers": "first answer per (worker, item)",
         "written_by": "make quality (python -m tests.quality.quality --crowdkit)",
+        **({"note": note} if note else {}),
         "sets": {name: {"sha256": digest(name, data), "accuracy": {
-            m: round(a, 6) for m, a in acc.items()}} for name, acc in sorted(results.items())},
+            m: a for m, a in acc.items()}}
+            for name, acc in sorted(results.items())},
     }
     path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 

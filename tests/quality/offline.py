@@ -52,13 +52,20 @@ def annot_accuracies(cs: CrowdSet) -> tuple[dict[str, float], dict[str, float]]:
     return acc, secs
 
 
-def best_of(crowdkit: Mapping[str, float]) -> tuple[str, float]:
-    """The best crowd-kit method and its accuracy (first in :data:`METHODS` order on a tie)."""
-    top = max(crowdkit[m] for m in METHODS)
-    return next(m for m in METHODS if crowdkit[m] == top), top
+def best_of(crowdkit: Mapping[str, float | None]) -> tuple[str, float]:
+    """The best measured crowd-kit method and its accuracy (first in :data:`METHODS`
+    order on a tie); ``None`` marks a method a partial run did not measure."""
+    measured = {m: a for m in METHODS if (a := crowdkit.get(m)) is not None}
+    top = max(measured.values())
+    return next(m for m, a in measured.items() if a == top), top
 
 
-def table(rows: list[tuple[CrowdSet, dict[str, float], dict[str, float]]]) -> tuple[str, bool]:
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def table(rows: list[tuple[CrowdSet, dict[str, float], Mapping[str, float | None]]]
+          ) -> tuple[str, bool]:
     """The side-by-side table, and whether annot's best rule >= crowd-kit's best on every set
     and annot's majority >= crowd-kit's MV."""
     head = ["data set", "answers", "dropped", "items", "K", "annot MV", "annot DS",
@@ -69,12 +76,13 @@ def table(rows: list[tuple[CrowdSet, dict[str, float], dict[str, float]]]) -> tu
     ok = True
     for cs, annot, ck in rows:
         method, top = best_of(ck)
-        good = max(annot.values()) >= top and annot["majority"] >= ck["MV"]
+        mv = ck["MV"]
+        good = max(annot.values()) >= top and (mv is None or annot["majority"] >= mv)
         ok &= good
         lines.append(fmt.format(
             cs.name, len(cs.answers), cs.dropped, len({a[0] for a in cs.answers}),
             len(cs.labels), f"{annot['majority']:.4f}", f"{annot['dawid-skene']:.4f}",
-            *(f"{ck[m]:.4f}" for m in METHODS), f"{method} {top:.4f}",
+            *(_cell(ck.get(m)) for m in METHODS), f"{method} {top:.4f}",
             "yes" if good else "NO"))
     return "\n".join(lines), ok
 

@@ -52,9 +52,9 @@ from pathlib import Path
 
 import trio
 
-from node import testnet
 from node.cli.aggregate_csv import aggregate
 from node.rpc.client import ClientError
+from node.testnet import cluster as testnet
 from node.testnet.cluster import TestnetError
 from node.testnet.demo import DemoError
 from node.testnet.demo_data import DemoDataError, Workload
@@ -98,7 +98,7 @@ def offline_table(data: Path, with_crowdkit: bool, write: bool) -> bool:
     below a published figure. ``write``: save crowd-kit's figures for the CI test."""
     names = set_names(data)
     sets = {name: load_set(name, data) for name in names}
-    ck: dict[str, dict[str, float]] = {}
+    ck: dict[str, dict[str, float | None]] = {}
     with contextlib.ExitStack() as stack:
         pending = []
         if with_crowdkit:
@@ -113,10 +113,10 @@ def offline_table(data: Path, with_crowdkit: bool, write: bool) -> bool:
             print(f"   annot {name}: " + ", ".join(
                 f"{r} {acc[r]:.4f} in {secs[r]:.1f} s" for r in acc), flush=True)
         for fut in pending:
-            name, acc, secs = fut.result()
-            ck[name] = acc
+            name, measured, secs = fut.result()
+            ck[name] = dict(measured)
             print(f"   crowd-kit {name}: " + ", ".join(
-                f"{m} {acc[m]:.4f} in {secs[m]:.0f} s" for m in METHODS), flush=True)
+                f"{m} {measured[m]:.4f} in {secs[m]:.0f} s" for m in METHODS), flush=True)
     if not with_crowdkit:  # compare with the figures of the last `make quality` run
         saved = load_accuracies()["sets"]
         ck = {name: saved[name]["accuracy"] for name in names if name in saved}
