@@ -70,7 +70,7 @@ def table(rows: list[tuple[CrowdSet, dict[str, float], Mapping[str, float | None
     and annot's majority >= crowd-kit's MV."""
     head = ["data set", "answers", "dropped", "items", "K", "annot MV", "annot DS",
             *(f"ck {m}" for m in METHODS), "best", "annot>=best"]
-    fmt = "{:<34} {:>7} {:>7} {:>6} {:>2} {:>8} {:>8}" + " {:>7}" * len(METHODS) + \
+    fmt = "{:<34} {:>7} {:>7} {:>6} {:>2} {:>8} {:>8}" + " {:>11}" * len(METHODS) + \
         " {:>14} {:>11}"
     lines = [fmt.format(*head)]
     ok = True
