@@ -40,10 +40,13 @@ webapp-vendor: $(JS_STAMP)
 	sed -i '/sourceMappingURL/d' $(VENDOR)/noble-ed25519/*.js $(VENDOR)/noble-hashes/*.js
 
 # Debian's headless Chromium and its driver for the browser tests (idempotent).
+# ... and strace (the power-loss test checks fsync ordering) and iproute2 (tc, ip netns
+# for the partition tests): Debian packages, installed only when missing.
+SYSTEM_TOOLS := chromium chromedriver strace tc ip
 browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			chromium chromium-driver >/dev/null; }
+	@missing=0; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing=1; done; \
+	if [ $$missing = 1 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq chromium chromium-driver strace iproute2 >/dev/null; fi
 
 test-deps: install js-deps browser
 

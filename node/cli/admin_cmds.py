@@ -198,8 +198,11 @@ def verify_certificate(as_json: bool, cert_path: Path, genesis_path: Path) -> No
 def aggregate(as_json: bool, rule: str, csv_path: Path) -> None:
     """Aggregate labels from a CSV offline with the given rule; print item,label."""
     result = _offline("node.cli.offline").aggregate(rule, csv_path)
+    if result.dropped:  # first answer wins, as on the network; said on stderr
+        click.echo(result.summary(), err=True)
     if as_json:
-        print_json([{"item": i, "label": v} for i, v in result])
+        print_json({"labels": [{"item": i, "label": v} for i, v in result.labels],
+                    "dropped": result.dropped})
         return
-    lines = ["item,label", *(f"{i},{v}" for i, v in result)]
+    lines = ["item,label", *(f"{i},{v}" for i, v in result.labels)]
     sys.stdout.write("\n".join(lines) + "\n")

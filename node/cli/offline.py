@@ -7,7 +7,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from node.cli.aggregate_csv import aggregate as _aggregate
+from node.cli.aggregate_csv import Aggregated, aggregate_file
 from node.core.home import load_key, new_key, write_key
 from node.errors import HomeError
 from protocol import cid as cidlib
@@ -78,8 +78,10 @@ def verify_certificate(cert_path: Path, genesis_path: Path) -> dict[str, Any]:
             "network_id": genesis.network_id.hex()}
 
 
-def aggregate(rule: str, csv_path: Path) -> list[tuple[str, str]]:
-    return _aggregate(rule, csv_path)
+def aggregate(rule: str, csv_path: Path) -> Aggregated:
+    """Labels by ``rule``; a worker's later answers to one item are dropped, as the
+    network keeps only an author's first annotation of an item, and reported."""
+    return aggregate_file(rule, csv_path)
 
 
 def sign_annotation(key_path: Path, network_id_hex: str, seq: int, task: str, item: str,

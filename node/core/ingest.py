@@ -37,6 +37,8 @@ Subscriber = Callable[[list[Record]], None]
 OnInvalid = Callable[[str, str], None]
 
 
+# sources whose records must survive power loss before save_records returns
+DURABLE_SOURCES = frozenset({"rpc", "self"})
 # kinds only validators may sign
 VALIDATOR_KINDS = frozenset({"vote", "tally_vote", "payout_vote"})
 
@@ -180,7 +182,9 @@ class Ingest:
     def _save(self, ok: list[Record], slots: list[int], out: list[Saved | Verdict],
               source: str) -> None:
         while ok:
-            results = self.store.save_records(ok)
+            # fsynced before it returns when we sign it or a client waits for the ack;
+            # peers' records need no fsync of their own (sync brings back what is lost)
+            results = self.store.save_records(ok, durable=source in DURABLE_SOURCES)
             new: list[Record] = []
             released: list[Record] = []
             for i, r, saved in zip(slots, ok, results, strict=True):

@@ -31,7 +31,9 @@ class GatewayClient:
         if not url.startswith(("http://", "https://")):
             raise GatewayClientError(f"--api {url!r}: expected http://host:port")
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        # idle connections dropped before the gateway's 5 s keep-alive ends them
+        self._http = httpx.Client(base_url=self.url, timeout=timeout,
+                                  limits=httpx.Limits(keepalive_expiry=2.0))
 
     def close(self) -> None:
         self._http.close()

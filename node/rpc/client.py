@@ -26,6 +26,7 @@ import trio
 from node.errors import NodeError
 from node.rpc.config import TOKEN_FILE, URL_FILE
 
+KEEPALIVE_S = 2.0  # below hypercorn's keep_alive_timeout (5 s)
 DEFAULT_TIMEOUT = 30.0
 
 
@@ -110,6 +111,10 @@ class RPCClient:
             transport=transport,
             timeout=timeout,
             headers={"Authorization": f"Bearer {token}"},
+            # drop idle connections well before the server does (hypercorn closes them
+            # after 5 s, httpx kept them 5 s too): reusing one the server is closing
+            # failed with "Server disconnected without sending a response"
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S),
         )
         self._ids = itertools.count(1)
 

@@ -6,11 +6,16 @@ as fork evidence, never dropped or overwritten. The vector clock (author →
 highest contiguous seq) is maintained on write, so "what do you lack" is a
 cheap query. The node's own next seq is committed before a record is signed.
 
-Durability: WAL with ``synchronous=FULL`` — every commit is fsynced before it
+Durability: WAL with ``synchronous=FULL`` — a commit is fsynced before it
 returns, so the seq reservation, our own votes and every record acknowledged to
 a client survive power loss, not only a killed process. Ingest saves a batch in
-one transaction, so a batch costs one fsync (group commit). ``durable=False``
-(tests and benchmarks only) keeps the old ``synchronous=NORMAL``.
+one transaction, so a batch costs one fsync (group commit). Records from peers
+(gossip, sync) are saved with ``durable=False``: their commit skips the fsync
+(``synchronous=NORMAL`` for that transaction), because nobody was promised them
+and sync brings back whatever a power loss takes; the next durable commit's WAL
+fsync covers them anyway. An fsync blocks the event loop (SQLite runs in it),
+so this keeps a node's loop free while peers gossip thousands of records.
+``open_store(durable=False)`` (tests and benchmarks only) never fsyncs.
 
 Forks: at most one conflicting variant per author is kept (``FORK_CAP_PER_AUTHOR``):
 one proof is all the fork rule needs (docs/protocol.md, "Forks"), so a forking
@@ -86,27 +91,38 @@ def _index_cols(r: Record) -> tuple[bytes | None, bytes | None]:
 class Store(ItemTables):
     """The SQLite store. Open with :func:`open_store`; one per node process."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, durable: bool = True) -> None:
         self._db = conn
         self.path = path
+        self.durable = durable  # fsync every commit unless a write says it need not
 
     def close(self) -> None:
         self._db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; a refused write becomes a named ``StoreError``."""
+    def _tx(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction, fsynced on commit if ``durable`` (and the store is);
+        a refused write becomes a named ``StoreError``."""
+        relax = self.durable and not durable
         try:
-            with self._db:
-                yield self._db
+            if relax:  # outside a transaction, as SQLite requires
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with self._db:
+                    yield self._db
+            finally:
+                if relax:
+                    self._db.execute("PRAGMA synchronous=FULL")
         except sqlite3.OperationalError as exc:
             raise self._write_error(exc) from exc
 
     # ------------------------------------------------------------ records
-    def save_records(self, records: Iterable[Record], received: int = 0) -> list[Saved]:
-        """Save a batch in one transaction; report, per record, what happened."""
+    def save_records(self, records: Iterable[Record], received: int = 0,
+                     durable: bool = True) -> list[Saved]:
+        """Save a batch in one transaction (fsynced if ``durable``: ours, or acknowledged
+        to a client); report, per record, what happened."""
         out: list[Saved] = []
-        with self._tx() as db:
+        with self._tx(durable) as db:
             cur = db.cursor()
             touched: set[bytes] = set()
             for r in records:
@@ -440,4 +456,4 @@ def open_store(path: Path, readonly: bool = False, durable: bool = True) -> Stor
             migrate(conn)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot open store {path}: {exc}") from exc
-    return Store(conn, path)
+    return Store(conn, path, durable=durable and not readonly)

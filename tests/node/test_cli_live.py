@@ -161,7 +161,13 @@ def test_aggregate(tmp_path: Path) -> None:
         assert lines[0] == "item,label"
         assert dict(line.split(",") for line in lines[1:]) == {"i1": "a", "i2": "b", "i3": "b"}
     as_json = json.loads(annot("aggregate", "--json", "--rule", "majority", path).stdout)
-    assert {"item": "i2", "label": "b"} in as_json
+    assert {"item": "i2", "label": "b"} in as_json["labels"] and as_json["dropped"] == 0
+    # a worker answering an item twice: the first answer wins (as on the network), said
+    with path.open("a", newline="") as f:
+        csv.writer(f).writerow(["i1", "w1", "b"])
+    twice = annot("aggregate", "--rule", "majority", path)
+    assert dict(line.split(",") for line in twice.stdout.splitlines()[1:])["i1"] == "a"
+    assert twice.stderr.startswith("dropped 1 duplicate answer(s)"), twice.stderr
     broken = tmp_path / "broken.csv"
     broken.write_text("item,worker,label\ni1,w1\n")
     one_line_error(annot("aggregate", "--rule", "majority", broken, ok=False), str(broken))
