@@ -51,7 +51,7 @@ browser:
 test-deps: install js-deps browser
 
 test: test-deps
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --durations=25
 
 lint: install
 	$(BIN)/ruff check protocol node tests
