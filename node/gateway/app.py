@@ -30,6 +30,7 @@ from node.gateway.assets import Asset, load_assets
 from node.gateway.config import GatewayConfig
 from node.gateway.limits import RateLimiter, TTLCache
 from node.gateway.media import NETPBM, netpbm_to_png
+from node.rpc.asgi import serve_lifespan
 
 log = logging.getLogger("annot.gateway")
 
@@ -118,7 +119,7 @@ class GatewayApp:
     async def __call__(self, scope: Scope, receive: ASGIReceiveCallable,
                        send: ASGISendCallable) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await serve_lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -288,13 +289,3 @@ async def _send(send: ASGISendCallable, reply: Reply, content: bool) -> None:
     await send({"type": "http.response.start", "status": reply.status, "headers": headers,
                 "trailers": False})
     await send({"type": "http.response.body", "body": reply.body, "more_body": False})
-
-
-async def _lifespan(receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-    while True:
-        event = await receive()
-        if event["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif event["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

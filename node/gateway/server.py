@@ -23,6 +23,7 @@ from hypercorn.trio import serve
 from node.gateway.api import GatewayAPI
 from node.gateway.app import GatewayApp
 from node.gateway.config import URL_FILE, GatewayConfig
+from node.rpc.asgi import listen_socket
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -32,21 +33,7 @@ log = logging.getLogger("annot.gateway")
 
 def open_listener(config: GatewayConfig) -> socket.socket:
     """Bind and listen on the configured address; ``OSError`` saying where on failure."""
-    where = f"{config.host}:{config.port}"
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            config.host.strip("[]"), config.port, type=socket.SOCK_STREAM)[0]
-        sock = socket.socket(family, kind, proto)
-    except OSError as exc:
-        raise OSError(exc.errno, f"gateway cannot listen on {where}: {exc}") from exc
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        raise OSError(exc.errno, f"gateway cannot listen on {where}: {exc.strerror}") from exc
-    return sock
+    return listen_socket(config.host, config.port, "gateway")
 
 
 def url_of(config: GatewayConfig, sock: socket.socket) -> str:

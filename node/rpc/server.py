@@ -41,6 +41,7 @@ from hypercorn.trio import serve
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
 
 from node.rpc.api import InternalError, NodeAPI, RequestTooLargeError, UnauthorizedError
+from node.rpc.asgi import listen_socket, serve_lifespan
 from node.rpc.config import TOKEN_FILE, URL_FILE, RPCConfig, is_loopback_host
 from node.rpc.jsonrpc import encode_json, error_response, handle_body
 
@@ -105,7 +106,7 @@ class RPCApp:
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await serve_lifespan(receive, send)
             return
         if scope["type"] != "http":
             return  # no websockets: hypercorn closes the connection
@@ -224,16 +225,6 @@ async def _send(
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-async def _lifespan(receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-    while True:
-        event = await receive()
-        if event["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif event["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
 def _url_host(host: str, bound: str) -> str:
     """The host a local client should dial: loopback for wildcard binds."""
     if host in ("0.0.0.0", ""):
@@ -270,22 +261,7 @@ def _remove_if_ours(path: Path, text: str) -> None:
 
 def _listen(config: RPCConfig) -> socket.socket:
     """Bind the listening socket ourselves: a clean OSError, and the real port for port 0."""
-    where = f"{config.host}:{config.port}"
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            config.host.strip("[]"), config.port, type=socket.SOCK_STREAM
-        )[0]
-        sock = socket.socket(family, kind, proto)
-    except OSError as exc:
-        raise OSError(exc.errno, f"RPC server cannot listen on {where}: {exc}") from exc
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        raise OSError(exc.errno, f"RPC server cannot listen on {where}: {exc.strerror}") from exc
-    return sock
+    return listen_socket(config.host, config.port, "RPC server")
 
 
 def _hypercorn_config(sock: socket.socket) -> HyperConfig:
