@@ -49,6 +49,10 @@ refuses is neither delivered nor forwarded: only its first sender is charged."""
 class ScreenedOut(FrameError):
     """A gossip message with a record the node's admission rules call never-valid."""
 
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"never-valid record: {reason}")
+        self.reason = reason  # admission's reason, e.g. label_not_in_schema
+
 
 INGEST_QUEUE = 64  # accepted batches waiting for on_records
 OUT_BUFFER_BYTES = 8 * 1024 * 1024  # records waiting to be gossiped
@@ -118,7 +122,7 @@ class Gossip:
             records = self.decode_message(msg.data)
             why = self.screen(records) if self.screen is not None and records else None
             if why is not None:
-                raise ScreenedOut(f"never-valid record: {why}")
+                raise ScreenedOut(why)
         except (FrameError, ProtocolError) as exc:
             self._reject(peer, exc)
             return False
@@ -130,7 +134,9 @@ class Gossip:
         return True
 
     def _reject(self, peer: str, exc: Exception) -> None:
-        reason = type(exc).__name__
+        # a screened record is counted under admission's own reason, so an operator
+        # sees the same reasons whichever path refused it
+        reason = exc.reason if isinstance(exc, ScreenedOut) else type(exc).__name__
         self.counters.count_rejected(reason)
         banned = self.scores.invalid(peer, trio.current_time())
         log.warning("gossip: rejected message forwarded by %s (%s): %s%s", peer, reason, exc,
