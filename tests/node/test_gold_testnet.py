@@ -9,6 +9,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
+from node.rpc.client import RPCClientError
 from node.store.db import open_store
 from protocol.cid import cid_from_str, cid_str
 from protocol.gold import commit_gold
@@ -62,10 +65,12 @@ def test_gold_catches_colluders_on_a_testnet(cluster_factory) -> None:  # type: 
     wrong = GoldReveal(task_rec.cid, tuple(GoldEntry(e.salt, e.item, "b") for e in entries))
     while time.time() < close + 1:
         time.sleep(0.5)
-    c.submit(1, sign_record(nid, REQ, 2, wrong).data)
+    # ingest refuses it outright (RPC, gateway, gossip and sync alike), saying why
+    with pytest.raises(RPCClientError, match="opens none of the task's commitments"):
+        c.submit(1, sign_record(nid, REQ, 2, wrong).data)
     time.sleep(4)  # several tally rounds (tally_settle_s 0.5) on every node
     assert all(_tally(c.home(i), task_rec.cid) is None for i in range(4))
-    c.submit(2, sign_record(nid, REQ, 3, GoldReveal(task_rec.cid, entries)).data)
+    c.submit(2, sign_record(nid, REQ, 2, GoldReveal(task_rec.cid, entries)).data)
     c.wait(lambda: all(_tally(c.home(i), task_rec.cid) for i in range(4)), 60,
            "the tally on every node after the reveal")
     tallies = [_tally(c.home(i), task_rec.cid) for i in range(4)]
