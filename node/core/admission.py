@@ -6,7 +6,8 @@ saved. The verdict is one of:
 ``ADMIT``
     store it.
 ``PENDING``
-    it names a task this node has not seen yet: it waits in a bounded pool
+    it names a task this node has not seen yet (a label, a vote, a tally vote, a
+    task update: close, extend or cancel): it waits in a bounded pool
     (``pending_max`` records, ``pending_max_age_s`` seconds) and is checked
     again when the task arrives (:meth:`Admission.release`), then admitted or
     dropped. Nobody is penalized for it.
@@ -18,7 +19,8 @@ saved. The verdict is one of:
     it can never be valid on any node: an item outside its task, a label
     outside the schema, an author outside the allow-list, a vote with more than
     ``max_vote_entries`` entries, past the round window, or for items that do
-    not exist. Dropped, and the sending peer is charged for it.
+    not exist, a task update not signed by its task's requester, a task whose
+    folder claims more than the genesis ``max_dir_items`` files. Dropped, and the sending peer is charged for it.
 
 The rules that need only the record and the genesis are the same on every
 node; task membership comes from the task record (or, for a task whose items
@@ -39,10 +41,20 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from node.core.config import AdmissionConfig  # the [admission] section of config.toml
 from node.store.db import Store
 from protocol.errors import ProtocolError
 from protocol.genesis import Genesis
-from protocol.records import EXPIRED, Annotation, Record, TallyVote, Task, Vote, decode_record
+from protocol.records import (
+    EXPIRED,
+    Annotation,
+    Record,
+    TallyVote,
+    Task,
+    TaskUpdate,
+    Vote,
+    decode_record,
+)
 
 
 class Verdict(Enum):
@@ -62,27 +74,12 @@ class AdmissionError(ProtocolError):
 
 
 @dataclass(frozen=True, slots=True)
-class AdmissionConfig:
-    """Limits of admission control (all per node)."""
-
-    pending_max: int = 10_000  # records waiting for their task
-    pending_max_age_s: float = 600.0
-    author_rate: float = 1_000.0  # records per second per author (token bucket)
-    author_burst: int = 10_000
-    peer_rate: float = 5_000.0  # records per second per sending peer
-    peer_burst: int = 50_000
-    seq_window: int = 100_000  # how far past an author's contiguous seq a record may be
-    close_grace_s: int = 300  # annotations accepted this long after a task's close time
-    max_vote_round: int = 1_000_000  # rounds take seconds: an honest vote never gets here
-    tracked: int = 100_000  # token buckets kept (oldest dropped past this)
-
-
-@dataclass(frozen=True, slots=True)
 class _TaskInfo:
     labels: frozenset[str]
     allow: frozenset[bytes]
     items: frozenset[bytes] | None  # None: a directory task (membership from the store)
     close_time: int
+    requester: bytes
 
 
 class _Buckets:
@@ -143,12 +140,12 @@ class Admission:
         rec = decode_record(data, self.genesis.network_id, verify=False)  # stored: verified
         if not isinstance(rec.body, Task):
             return None
-        return self._remember(tid, rec.body)
+        return self._remember(tid, rec.author, rec.body)
 
-    def _remember(self, tid: bytes, t: Task) -> _TaskInfo:
+    def _remember(self, tid: bytes, requester: bytes, t: Task) -> _TaskInfo:
         items = frozenset(t.items) if (t.items or t.items_dir is None) else None
         info = self._tasks[tid] = _TaskInfo(frozenset(t.labels), frozenset(t.allow), items,
-                                            t.close_time)
+                                            t.close_time, requester)
         return info
 
     def _has_item(self, tid: bytes, info: _TaskInfo, item: bytes) -> bool | None:
@@ -180,7 +177,9 @@ class Admission:
     def _check(self, r: Record, source: str) -> tuple[Verdict, str]:
         body = r.body
         if isinstance(body, Task):
-            self._remember(r.cid, body)
+            if body.item_count > self.genesis.params.max_dir_items:
+                return Verdict.INVALID, "task_too_many_items"
+            self._remember(r.cid, r.author, body)
         if source == "self":  # our own records: the RPC checked them before signing
             return Verdict.ADMIT, "own"
         if source != "pool":  # "pool": a pooled record checked again when its task came
@@ -199,6 +198,8 @@ class Admission:
         if isinstance(body, TallyVote):
             return ((Verdict.ADMIT, "ok") if self.task_info(body.task) is not None
                     else (Verdict.PENDING, "unknown_task"))
+        if isinstance(body, TaskUpdate):
+            return self._task_update(r.author, body)
         return Verdict.ADMIT, "ok"
 
     def _annotation(self, author: bytes, a: Annotation) -> tuple[Verdict, str]:
@@ -215,6 +216,16 @@ class Admission:
         if info.close_time and self.clock() > info.close_time + self.config.close_grace_s \
                 and not self.store.records_for_task(a.task, "task_update"):
             return Verdict.LATER, "task_closed"
+        return Verdict.ADMIT, "ok"
+
+    def _task_update(self, author: bytes, u: TaskUpdate) -> tuple[Verdict, str]:
+        """An update waits for its task; once the task is here only its requester's counts
+        (ingest checks the owner too, but a pooled update comes back through here only)."""
+        info = self.task_info(u.task)
+        if info is None:
+            return Verdict.PENDING, "unknown_task"
+        if author != info.requester:
+            return Verdict.INVALID, "not_task_owner"
         return Verdict.ADMIT, "ok"
 
     def _vote(self, v: Vote) -> tuple[Verdict, str]:
@@ -272,7 +283,7 @@ class Admission:
     def _waiting_for(self, r: Record) -> bytes | None:
         """The (first) unknown task a pending record waits for."""
         b = r.body
-        if isinstance(b, Annotation | TallyVote):
+        if isinstance(b, Annotation | TallyVote | TaskUpdate):
             return b.task
         if isinstance(b, Vote):
             return next((e.task for e in b.entries if self.task_info(e.task) is None), None)

@@ -86,6 +86,34 @@ class ConsensusConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AdmissionConfig:
+    """Limits of admission control (all per node; see node/core/admission.py)."""
+
+    pending_max: int = 10_000  # records waiting for their task
+    pending_max_age_s: float = 600.0
+    author_rate: float = 1_000.0  # records per second per author (token bucket)
+    author_burst: int = 10_000
+    peer_rate: float = 5_000.0  # records per second per sending peer
+    peer_burst: int = 50_000
+    seq_window: int = 100_000  # how far past an author's contiguous seq a record may be
+    close_grace_s: int = 300  # annotations accepted this long after a task's close time
+    max_vote_round: int = 1_000_000  # rounds take seconds: an honest vote never gets here
+    tracked: int = 100_000  # token buckets kept (oldest dropped past this)
+
+    def validate(self) -> None:
+        if self.pending_max < 0 or self.pending_max_age_s < 0:
+            raise ConfigError("admission: pending_max and pending_max_age_s must be >= 0")
+        if self.author_rate <= 0 or self.peer_rate <= 0:
+            raise ConfigError("admission: author_rate and peer_rate must be > 0")
+        if self.author_burst < 1 or self.peer_burst < 1:
+            raise ConfigError("admission: author_burst and peer_burst must be >= 1")
+        if self.seq_window < 1 or self.max_vote_round < 1 or self.tracked < 1:
+            raise ConfigError("admission: seq_window, max_vote_round, tracked must be >= 1")
+        if self.close_grace_s < 0:
+            raise ConfigError("admission: close_grace_s must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: str = "info"
     format: str = "json"  # json | text
@@ -106,6 +134,7 @@ class Config:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     ipfs: IPFSConfig = field(default_factory=IPFSConfig)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
+    admission: AdmissionConfig = field(default_factory=AdmissionConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     def validate(self) -> None:
@@ -259,6 +288,26 @@ api = ""
 vote_batch_delay_ms = 50
 # wait after the last item of a task is final before voting its tally
 tally_settle_s = 1.0
+
+[admission]
+# records that name a task not seen yet wait for it in a pool: at most this many,
+# for at most this long (then dropped; nobody is charged)
+pending_max = 10000
+pending_max_age_s = 600.0
+# token buckets: records per second (and burst) per author and per sending peer;
+# past them a record is dropped for now ("later"), not charged
+author_rate = 1000.0
+author_burst = 10000
+peer_rate = 5000.0
+peer_burst = 50000
+# how far past an author's contiguous seq a record may be (sync brings them in order)
+seq_window = 100000
+# annotations accepted this long after their task's close time
+close_grace_s = 300
+# votes at a higher round are never valid (rounds take seconds)
+max_vote_round = 1000000
+# authors and peers whose buckets are remembered (least recently seen dropped)
+tracked = 100000
 
 [log]
 level = "info"      # debug | info | warning | error

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from node.content.blockstore import BlockStore
+from node.core.admission import Admission
 from node.core.config import Config
 from node.core.home import NodeHome
 from node.core.ingest import Ingest
@@ -75,7 +76,8 @@ def open_node(home: NodeHome, config: Config | None = None,
     metrics = Metrics()
     return Node(home=home, key=key, genesis=genesis, config=config, store=store,
                 blocks=BlockStore(home.root), metrics=metrics,
-                ingest=Ingest(store, genesis, metrics, publish or _no_publish))
+                ingest=Ingest(store, genesis, metrics, publish or _no_publish,
+                              Admission(store, genesis, metrics.registry, config.admission)))
 
 
 def _no_publish(data: bytes) -> None:
