@@ -9,9 +9,10 @@ gold without telling the annotators too. Instead a task carries, in
 sorted, so neither their order nor their content says which items they are
 (a 32-byte random salt per item keeps a guess "item X is gold with label L"
 from being checked against the list). After the task closes the requester
-signs a ``gold_reveal`` record opening every commitment; every validator checks
-it with :func:`check_reveal` (only the task's author may reveal; a reveal must
-open *every* commitment, each exactly once, with an item and a label of the
+signs a ``gold_reveal`` record opening every commitment (the task closes at its
+close time, or earlier by the requester's ``close`` update: :func:`check_reveal_time`);
+every validator checks it with :func:`check_reveal` (only the task's author may
+reveal; a reveal must open *every* commitment, each exactly once, with an item and a label of the
 task) and then scores each annotator on the gold items with
 :func:`gold_scores`, in integers. Accuracy is in basis points, floored.
 
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 
 from protocol.encoding import encode_canonical
 from protocol.errors import ProtocolError
+from protocol.lifecycle import Lifecycle
 from protocol.records import GOLD_SALT_LEN, GoldEntry, GoldReveal, Task
 
 GOLD_TAG = b"annot/v1/gold\x00"
@@ -88,11 +90,17 @@ def reveal_deadline(task: Task) -> int:
     return task.close_time + (task.reveal_window or DEFAULT_REVEAL_WINDOW)
 
 
-def check_reveal_time(task: Task, now: float) -> None:
-    """Refuse a reveal before the task closed (``now`` from the caller's clock)."""
-    if now < task.close_time:
+def check_reveal_time(task: Task, now: float, life: Lifecycle | None = None) -> None:
+    """Refuse a reveal while the task is open at ``now`` (the caller's clock): before
+    its close time, unless its requester closed or cancelled it early, and before a
+    later close time an extend set. ``life`` is the task's lifecycle folded from the
+    updates the caller holds (:func:`protocol.lifecycle.lifecycle_of`; default: none),
+    so every node holding the same updates decides alike."""
+    state = Lifecycle(close_time=task.close_time) if life is None else life
+    if not state.is_closed(int(now)):
         raise RevealTooEarlyError(f"gold reveal before the task closes (close_time "
-                                  f"{task.close_time}, now {int(now)})")
+                                  f"{state.close_time}, now {int(now)}, not closed by its "
+                                  "requester)")
 
 
 def check_reveal(task: Task, task_id: bytes, requester: bytes, reveal: GoldReveal,

@@ -2,8 +2,9 @@
 
 A ``gold_reveal`` is checked at ingest (every source, :meth:`node.core.ingest.Ingest.check_rules`):
 refused unless the task's author signed it, the task has closed on this node's
-clock, and it opens the task's commitments exactly (:func:`protocol.gold.check_reveal`
-says precisely what does not match); one whose task is not here yet waits in
+clock (its close time passed, or its requester closed it early), and it opens the
+task's commitments exactly (:func:`protocol.gold.check_reveal` says precisely what
+does not match); one whose task is not here yet waits in
 admission. Here, :func:`gold_answers` gives the tally the answers of the task's
 first valid reveal (every reveal is checked again before use), and raises
 :class:`GoldPending` until one is stored or :func:`protocol.gold.reveal_deadline`

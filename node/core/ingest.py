@@ -96,7 +96,8 @@ class Ingest:
         requester, task = entry
         items = self.store.task_item_cids(reveal.task) if task.items_dir is not None else None
         check_reveal(task, reveal.task, requester, reveal, record.author, items)
-        check_reveal_time(task, self.task_rules.clock())
+        found = self.task_rules.lifecycle(reveal.task)  # an early close counts as a close
+        check_reveal_time(task, self.task_rules.clock(), found[1] if found else None)
 
     def decode(self, data: bytes) -> Record:
         """Decode, verify and rule-check one record; raise ``ProtocolError``. A client's

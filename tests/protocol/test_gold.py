@@ -30,7 +30,15 @@ from protocol.gold import (
     reveal_deadline,
 )
 from protocol.ledger import build_ledger, reputation_weights
-from protocol.records import GoldEntry, GoldReveal, Task, decode_record, sign_record
+from protocol.lifecycle import lifecycle_of
+from protocol.records import (
+    GoldEntry,
+    GoldReveal,
+    Task,
+    TaskUpdate,
+    decode_record,
+    sign_record,
+)
 from protocol.tally import compute_tally, decode_tally, encode_tally
 from tests.protocol.test_aggregate_determinism import colluded
 
@@ -97,6 +105,24 @@ def test_a_true_reveal_is_accepted_and_scores_annotators() -> None:
     anns = [(ITEMS[0], a, "yes"), (ITEMS[3], a, "no"), (ITEMS[0], b, "no"), (ITEMS[2], b, "no")]
     scores = {s.account: (s.correct, s.total, s.accuracy_bps) for s in gold_scores(gold, anns)}
     assert scores == {a: (2, 2, 10_000), b: (0, 1, 0)}
+
+
+def test_a_reveal_is_valid_after_an_early_close_and_not_before_an_extended_one() -> None:
+    task, _ = gold_task({ITEMS[0]: "yes"})  # close_time 1_000
+    updates = [(REQ.public_key, 2, TaskUpdate(TASK_ID, "close"))]
+    closed = lifecycle_of(task, REQ.public_key, updates)
+    check_reveal_time(task, 500, closed)  # the requester closed it early: reveal now
+    with pytest.raises(RevealTooEarlyError):
+        check_reveal_time(task, 500, lifecycle_of(task, REQ.public_key, []))
+    # a close signed by someone else is no close (every node folds the same updates)
+    forged = lifecycle_of(task, REQ.public_key, [(OTHER.public_key, 1, updates[0][2])])
+    with pytest.raises(RevealTooEarlyError):
+        check_reveal_time(task, 500, forged)
+    extended = lifecycle_of(task, REQ.public_key,
+                            [(REQ.public_key, 2, TaskUpdate(TASK_ID, "extend", 2_000))])
+    with pytest.raises(RevealTooEarlyError, match="close_time 2000"):
+        check_reveal_time(task, 1_500, extended)  # labels are still taken: too early
+    check_reveal_time(task, 2_000, extended)
 
 
 def test_a_wrong_reveal_is_refused_with_a_precise_error() -> None:
