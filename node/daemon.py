@@ -109,7 +109,10 @@ async def open_running_node(home: NodeHome, config: Config | None = None
                 # gossip refuses (never forwards) messages holding a never-valid record
                 # and charges their sender; sync and bitswap offenders are charged too
                 p2p.set_screen(node.ingest.screen)
-                node.ingest.on_invalid = partial(p2p.penalize, layer="records")
+                # ingest calls on_invalid(peer, reason): a keyword ``layer`` here collided
+                # with penalize's second positional parameter (TypeError on the first
+                # never-valid record from sync, which ended the daemon)
+                node.ingest.on_invalid = lambda peer, reason: _charge(p2p, peer, reason)
                 bitswap = BitswapService(
                     p2p.host.raw, node.blocks,
                     on_penalty=lambda peer, why: p2p.penalize(str(peer), "bitswap", why))
@@ -158,6 +161,11 @@ def _consensus_ports(node: Node, p2p: P2PNode, content: Content) -> ConsensusPor
     return ConsensusPorts(store=node.store, sign_own=node.sign_own, metrics=node.metrics,
                           request_sync=request_sync, fetch_block=fetch_block,
                           put_block=put_block)
+
+
+def _charge(p2p: P2PNode, peer: str, reason: str) -> None:
+    """Charge ``peer`` for a never-valid record (ingest's ``on_invalid``)."""
+    p2p.penalize(peer, "records", reason)
 
 
 async def _serve_outbox(outbox: trio.MemoryReceiveChannel[bytes],

@@ -279,7 +279,7 @@ class NodeGateway:
                     raise RejectedError(f"this key already labelled this item "
                                         f"({a.label!r}, seq {a.seq}); one label per key")
         try:
-            rec, saved = self.p.ingest.submit(record)
+            rec, saved = await self.p.ingest.submit_async(record)
         except ProtocolError as exc:
             raise RejectedError(str(exc)) from None
         except StoreError as exc:
