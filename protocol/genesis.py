@@ -15,6 +15,7 @@ from typing import Any
 from protocol import keys
 from protocol.encoding import Limits, encode_canonical
 from protocol.errors import GenesisError, ProtocolError
+from protocol.records import MAX_DIR_ITEMS
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,10 @@ class Params:
     quorum_den: int = 3
     round_timeout_ms: int = 2_000  # a round's timeout; grows by delta each round
     round_timeout_delta_ms: int = 1_000
+    # files of a task given as a UnixFS directory (its item_count); at most
+    # records.MAX_DIR_ITEMS. Left out of the genesis map at its default, so networks
+    # made before it existed keep their id.
+    max_dir_items: int = 1_000_000
 
     def validate(self) -> None:
         for f in fields(self):  # types first: the arithmetic below assumes ints
@@ -41,6 +46,8 @@ class Params:
             raise GenesisError("quorum below 2/3 is not Byzantine fault tolerant")
         if self.max_record_bytes < 1024:
             raise GenesisError("params.max_record_bytes: at least 1024")
+        if self.max_dir_items > MAX_DIR_ITEMS:
+            raise GenesisError(f"params.max_dir_items: at most {MAX_DIR_ITEMS:,}")
 
     def limits(self) -> Limits:
         n = max(self.max_items_per_task, self.max_vote_entries, self.max_batch_records)
@@ -87,7 +94,7 @@ class Genesis:
         return {
             "genesis_time": self.genesis_time,
             "name": self.name,
-            "params": asdict(self.params),
+            "params": _params_map(self.params),
             "validators": [{"peer_id": v.peer_id, "weight": v.weight} for v in self.validators],
         }
 
@@ -112,6 +119,18 @@ class Genesis:
 
     def to_json(self) -> str:
         return json.dumps(self.to_map(), indent=2, sort_keys=True) + "\n"
+
+
+_OPTIONAL_PARAMS = ("max_dir_items",)  # added later: absent from the map at their default
+_DEFAULT_PARAMS = Params()
+
+
+def _params_map(p: Params) -> dict[str, Any]:
+    m = asdict(p)
+    for name in _OPTIONAL_PARAMS:
+        if m[name] == getattr(_DEFAULT_PARAMS, name):
+            del m[name]
+    return m
 
 
 def genesis_from_map(m: object) -> Genesis:

@@ -14,7 +14,6 @@ from protocol.encoding import encode_canonical
 from protocol.errors import TooLargeError
 from protocol.genesis import Params
 from protocol.records import (
-    MAX_DIR_ITEMS,
     NET_TAG_LEN,
     Body,
     Task,
@@ -52,9 +51,11 @@ def check_body(body: Body, params: Params) -> None:
             raise LimitError("max_items_per_task: the task lists items inline, and their "
                              "number", len(body.items), params.max_items_per_task,
                              "give the items as a folder (--items-dir DIR: a UnixFS "
-                             f"directory, up to {MAX_DIR_ITEMS:,} items in a small record)")
-        if body.item_count > MAX_DIR_ITEMS:
-            raise LimitError("items in the folder", body.item_count, MAX_DIR_ITEMS,
+                             f"directory, up to {params.max_dir_items:,} items in a small "
+                             "record)")
+        if body.item_count > params.max_dir_items:
+            raise LimitError("max_dir_items: the files in the task's folder",
+                             body.item_count, params.max_dir_items,
                              "split the folder into several tasks")
         for name, n in (("allow", len(body.allow)), ("labels", len(body.labels))):
             if n > limits.max_array:

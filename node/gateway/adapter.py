@@ -116,23 +116,24 @@ class NodeGateway:
             assert isinstance(rec.body, Task)
             t = rec.body
             out.append({"task": rec.cid_str, "title": t.title, "requester": rec.author_id,
-                        "labels": list(t.labels), "items": len(t.items),
+                        "labels": list(t.labels),
+                        "items": t.item_count if t.items_dir is not None else len(t.items),
                         "redundancy": t.redundancy, "close_time": t.close_time or None,
                         "items_final": self.p.store.final_count(rec.cid)})
         return Page(tuple(out), str(rows[-1][0]) if len(rows) == limit else None)
 
     async def task(self, task: str, with_items: bool) -> TaskProgress:
         entry = self.tasks_cache.get(parse_cid(task, "task"))
-        types = {i: self._local_type(i) for i in entry.task.items} if with_items else {}
+        types = {i: self._local_type(i) for i in entry.item_list} if with_items else {}
         return task_progress(self.p.store, entry, with_items, types)
 
     async def items(self, task: str, cursor: str | None, limit: int) -> Page:
         entry = self.tasks_cache.get(parse_cid(task, "task"))
         start = _cursor(cursor)
-        page = entry.task.items[start:start + limit]
+        page = entry.item_list[start:start + limit]
         types = {i: self._local_type(i) for i in page}
         rows = task_progress(self.p.store, entry, True, types, start, limit).items
-        more = start + limit < len(entry.task.items)
+        more = start + limit < len(entry.item_list)
         return Page(tuple(r.to_json() for r in rows), str(start + limit) if more else None)
 
     async def next_item(self, task: str, author: str, skip: tuple[str, ...]) -> NextItem:

@@ -125,7 +125,7 @@ class TaskProgress:
     def to_json(self) -> JSONObject:
         return {**self.task, "progress": {"final": self.final, "pending": self.pending,
                                           "short": self.short, "expired": self.expired,
-                                          "items": len(self.task.get("items", []))},
+                                          "items": self.task.get("item_count", 0)},
                 "label_counts": self.label_counts, "top_annotators": list(self.top_annotators),
                 "item_progress": [i.to_json() for i in self.items]}
 

@@ -38,6 +38,14 @@ class TaskEntry:
     requester: bytes
     task: Task
     items: frozenset[bytes]
+    # the items in task order: inline, or a folder task's files once its directory is
+    # resolved (empty before)
+    item_list: tuple[bytes, ...] = ()
+
+    @property
+    def item_count(self) -> int:
+        """How many items the task has: a folder task's ``item_count``, else its list."""
+        return self.task.item_count if self.task.items_dir is not None else len(self.task.items)
 
     @property
     def closed(self) -> bool:
@@ -48,6 +56,8 @@ class TaskEntry:
         return {"task": cidlib.cid_to_str(self.tid),
                 "requester": peer_id_from_public_key(self.requester), "title": t.title,
                 "labels": list(t.labels), "items": [cidlib.cid_to_str(i) for i in t.items],
+                "item_count": self.item_count,
+                "items_dir": cidlib.cid_to_str(t.items_dir) if t.items_dir else None,
                 "redundancy": t.redundancy, "reward_per_item": t.reward_per_item,
                 "validator_share_bps": t.validator_share_bps,
                 "close_time": t.close_time or None, "rule": t.rule,
@@ -56,7 +66,8 @@ class TaskEntry:
 
     def check_annotation(self, author: bytes, a: Annotation) -> None:
         """Say why an annotation could never count, before it is admitted."""
-        if a.item not in self.items:
+        unresolved = self.task.items_dir is not None and not self.item_list
+        if not unresolved and a.item not in self.items:
             raise RejectedError(f"item {cidlib.cid_to_str(a.item)} is not an item of this task")
         if a.label not in self.task.labels:
             raise RejectedError(f"label {a.label!r} is not one of {', '.join(self.task.labels)}")
@@ -83,7 +94,15 @@ class TaskCache:
         rec = decode_record(data, self.network_id, verify=False) if data is not None else None
         if rec is None or not isinstance(rec.body, Task):
             raise NotFoundError(f"task {cidlib.cid_to_str(tid)} is not known to this node")
-        entry = TaskEntry(tid, rec.author, rec.body, frozenset(rec.body.items))
+        t = rec.body
+        if t.items_dir is None:
+            entry = TaskEntry(tid, rec.author, t, frozenset(t.items), t.items)
+        else:
+            listed = tuple(self.store.task_item_cids(tid))
+            entry = TaskEntry(tid, rec.author, t, frozenset(listed), listed)
+            state = self.store.task_dir(tid)
+            if state is None or state[0] != "resolved":
+                return entry  # not held: its files are listed once the folder resolves
         self._held[tid] = entry
         if len(self._held) > TASKS_HELD:
             self._held.popitem(last=False)
@@ -104,8 +123,8 @@ def task_progress(store: Store, entry: TaskEntry, with_items: bool,
     agreed: Counter[bytes] = Counter()
     rows = []
     r = entry.task.redundancy
-    last = len(entry.task.items) if rows_limit is None else rows_from + rows_limit
-    for n, iid in enumerate(entry.task.items):
+    last = len(entry.item_list) if rows_limit is None else rows_from + rows_limit
+    for n, iid in enumerate(entry.item_list):
         anns = by_item.get(iid, [])
         cert = store.certificate(entry.tid, iid)
         final = cert[0] if cert else None
@@ -143,7 +162,7 @@ def next_item(store: Store, entry: TaskEntry, author: bytes,
         counts[a.item] += 1
         if a.author == author:
             mine.add(a.item)
-    open_items = [i for i in entry.task.items if counts[i] < r and i not in mine]
+    open_items = [i for i in entry.item_list if counts[i] < r and i not in mine]
     for iid in open_items:
         if iid not in skip and store.certificate(entry.tid, iid) is None:
             return NextItem(task, cidlib.cid_to_str(iid), None, counts[iid], r,

@@ -38,7 +38,7 @@ async function pickTask(tid) {
   const upNext = state.key ? fetchNext(tid) : null; // in parallel with the task
   const t = await getJSON(`/api/v1/tasks/${tid}`);
   state.task = t;
-  $("task-info").textContent = `${t.items.length} items, ${t.redundancy} labels each, rule ${t.rule}, reward ${t.reward_per_item} per item`;
+  $("task-info").textContent = `${t.item_count} items, ${t.redundancy} labels each, rule ${t.rule}, reward ${t.reward_per_item} per item`;
   if (t.instructions) {
     const res = await fetch(`/ipfs/${t.instructions}`);
     const type = res.headers.get("content-type") ?? "";
