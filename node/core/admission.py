@@ -20,7 +20,8 @@ saved. The verdict is one of:
     outside the schema, an author outside the allow-list, a vote with more than
     ``max_vote_entries`` entries, past the round window, or for items that do
     not exist, a task update not signed by its task's requester, a task whose
-    folder claims more than the genesis ``max_dir_items`` files. Dropped, and the sending peer is charged for it.
+    folder claims more than the genesis ``max_dir_items`` files. Dropped, and the
+    sending peer is charged for it.
 
 The rules that need only the record and the genesis are the same on every
 node; task membership comes from the task record (or, for a task whose items
