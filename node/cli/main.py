@@ -14,12 +14,12 @@ import os
 import sys
 
 # importing the command modules registers their commands on the root group
-from node.cli import admin_cmds, node_cmds, task_cmds
+from node.cli import admin_cmds, gold_cmds, node_cmds, task_cmds
 from node.cli.group import cli
 from node.cli.payout import payout_group
 
 cli.add_command(payout_group)
-__all__ = ["admin_cmds", "cli", "main", "node_cmds", "task_cmds"]
+__all__ = ["admin_cmds", "cli", "gold_cmds", "main", "node_cmds", "task_cmds"]
 
 
 def main() -> None:

@@ -70,12 +70,32 @@ def task() -> None:
               show_default=True, help="Aggregation rule.")
 @click.option("--allow", multiple=True, help="Only these annotator peer ids (repeat).")
 @click.option("--instructions", help="CID of the instructions document.")
+@click.option("--gold", "gold_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Hidden gold: a CSV of item,answer (item CID, or path with --items-dir/"
+                   "--items-csv); the task carries salted commitments, the salts stay local "
+                   "for `annot task reveal`. Needs --close-time.")
+@click.option("--min-gold-bps", type=click.IntRange(0, 10_000), default=0,
+              help="With --gold: annotators below this gold accuracy (basis points) are "
+                   "not paid.")
+@click.option("--reveal-window", type=click.IntRange(0, 2**31 - 1), default=0,
+              help="With --gold: seconds after the close to wait for the reveal (0 = 1 day).")
+@click.option("--gold-secrets", "gold_secrets", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --gold: where to keep the salts and answers "
+                   "(default <home>/gold/TASK.json).")
+@click.option("--key", "key_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --gold: the requester's key file, which signs the task (and later "
+                   "its close and reveal).")
 def task_create(home: Path, as_json: bool, title: str, labels: tuple[str, ...],
                 items: tuple[str, ...], items_dir: Path | None, items_csv: Path | None,
                 column: str | None, redundancy: int, reward: int,
                 validator_share: int, close_time: int | None, rule: str,
-                allow: tuple[str, ...], instructions: str | None) -> None:
+                allow: tuple[str, ...], instructions: str | None, gold_csv: Path | None,
+                min_gold_bps: int, reveal_window: int, gold_secrets: Path | None,
+                key_path: Path | None) -> None:
     """Publish a task signed by the node's key."""
+    if gold_csv is None and (min_gold_bps or reveal_window or gold_secrets or key_path):
+        raise click.UsageError("--min-gold-bps, --reveal-window, --gold-secrets and --key "
+                               "go with --gold")
     if sum((bool(items), items_dir is not None, items_csv is not None)) != 1:
         raise click.UsageError("give one of --item CID (repeatable), --items-dir DIR or "
                                "--items-csv FILE")
@@ -87,6 +107,8 @@ def task_create(home: Path, as_json: bool, title: str, labels: tuple[str, ...],
         "validator_share_bps": validator_share, "rule": rule,
     }
     from node.cli.task_limits import count_files, precheck_task
+
+    names: dict[str, str] = {}  # a directory's path -> item CID (for --gold)
 
     # the genesis limits first: nothing is uploaded or signed for a task the network refuses
     precheck_task(_home(home), {**params, "close_time": close_time, "allow": allow,
@@ -104,12 +126,21 @@ def task_create(home: Path, as_json: bool, title: str, labels: tuple[str, ...],
             raise click.UsageError(str(exc)) from None
         assert tree is not None
         params.update(items=[], items_dir=tree.root, item_count=tree.items)
+        names = dict(tree.files)
     if close_time is not None:
         params["close_time"] = close_time
     if allow:
         params["allow"] = list(allow)
     if instructions:
         params["instructions"] = instructions
+    if gold_csv is not None:
+        from node.cli.gold_cmds import create_gold_task
+
+        gold = create_gold_task(home, key_path, params, gold_csv, names, min_gold_bps,
+                                reveal_window, gold_secrets)
+        _show(gold, as_json, lambda r: click.echo(f"{r['task']}\n{r['gold_items']} gold "
+                                                  f"items; secrets kept in {r['gold_secrets']}"))
+        return
     result = _api(home).task_create(**params)
     _show(result, as_json, lambda r: click.echo(r["task"]))
 
