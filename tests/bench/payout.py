@@ -8,9 +8,10 @@ to its own address. Figures:
   StandardMerkleTree, every proof, the claim file's bytes); baseline: pycryptodome's
   keccak256 alone over the same number of hashes the tree needs (2 per leaf, 1 per
   inner node), so the ratio is the cost of everything around the hashing;
-* CLI: seconds for ``annot payout export -o FILE`` on a store holding that
-  certified epoch (a fresh process: start-up, read-only store, writing the file,
-  counting the payout votes); baseline: ``annot --help`` in a fresh process.
+* CLI: seconds for ``annot payout export -o FILE`` against a running node (a real
+  ``annot run`` process on 127.0.0.1) whose store holds that epoch (a fresh CLI
+  process: start-up, the ``payout.epoch`` RPC, counting the payout votes, writing
+  the file); baseline: ``annot --help`` in a fresh process.
 
 Run alone: ``python -m tests.bench.run --only payout``.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from node.consensus.payouts import next_candidate
 from node.core.home import init_home
+from node.rpc.client import ClientError, SyncRPCClient
 from node.store.db import open_store
 from protocol.cid import cid_bytes
 from protocol.genesis import Genesis, Validator
@@ -31,7 +33,7 @@ from protocol.keys import SigningKey
 from protocol.merkle import keccak256
 from protocol.tally import Tally, TallyEntry
 from tests.bench.common import Figure
-from tests.harness import ANNOT, ROOT
+from tests.harness import ANNOT, ROOT, free_ports
 
 TARGET_S = 2.0  # a payout epoch of 10,000 accounts computed within one tally-settle period
 
@@ -46,6 +48,22 @@ def workload(n: int) -> tuple[Genesis, dict[bytes, Tally], dict[bytes, bytes]]:
     genesis = Genesis(name="payout-bench", validators=(
         Validator(SigningKey(b"\x01" * 32).peer_id, 1),))
     return genesis, {task: tally}, bindings
+
+
+def _wait_rpc(home: Path, node: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Until the node at ``home`` answers ``node.status`` (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if node.poll() is not None:
+            raise RuntimeError(f"annot run exited: {(home / 'node.log').read_text()[-2000:]}")
+        if (home / "rpc.url").exists():
+            try:
+                SyncRPCClient.from_home(home).call("node.status")
+                return
+            except ClientError:
+                pass
+        time.sleep(0.1)
+    raise TimeoutError(f"the node's RPC did not answer in {timeout:g} s")
 
 
 def run(root: Path, quick: bool = False) -> list[Figure]:
@@ -66,15 +84,28 @@ def run(root: Path, quick: bool = False) -> list[Figure]:
     root.mkdir(parents=True, exist_ok=True)
     gpath = root / "genesis.json"
     gpath.write_text(genesis.to_json())
-    init_home(home, gpath)
+    p2p, rpc = free_ports(2)
+    init_home(home, gpath, p2p_port=p2p, rpc_port=rpc, gateway_port=0)
     store = open_store(home / "store.db")
     store.save_payout_epoch(cand.epoch, cand.root, cand.tasks, cand.data)
     store.close()
     out = root / "payouts.json"
-    t0 = time.perf_counter()
-    subprocess.run([*ANNOT, "payout", "export", "--home", str(home), "-o", str(out), "--json"],
-                   cwd=ROOT, check=True, capture_output=True, timeout=300)
-    cli_s = time.perf_counter() - t0
+    with (home / "node.log").open("ab") as log:
+        node = subprocess.Popen([*ANNOT, "run", "--home", str(home)], cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_rpc(home, node)
+        t0 = time.perf_counter()
+        subprocess.run([*ANNOT, "payout", "export", "--home", str(home), "-o", str(out),
+                        "--json"], cwd=ROOT, check=True, capture_output=True, timeout=300)
+        cli_s = time.perf_counter() - t0
+    finally:
+        node.terminate()
+        try:
+            node.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            node.kill()
+            node.wait(timeout=20)
     assert out.read_bytes() == cand.data
     t0 = time.perf_counter()
     subprocess.run([*ANNOT, "--help"], cwd=ROOT, check=True, capture_output=True, timeout=300)
