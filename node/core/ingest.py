@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from node.core.admission import Admission, AdmissionError, Verdict
+from node.core.group_commit import GroupCommit
 from node.core.lifecycle import TaskRules
 from node.core.metrics import Metrics
 from node.store.db import Saved, Store
@@ -73,7 +74,7 @@ class Ingest:
         self.publish = publish  # gossips a saved record's bytes; never blocks
         self.admission = admission or Admission(store, genesis, metrics.registry)
         self.on_invalid: OnInvalid = _no_penalty
-        self._last_reason = ""
+        self.grouped = GroupCommit(self)  # clients' submissions: one fsync per group
 
     def subscribe(self, fn: Subscriber) -> None:
         self._subscribers.append(fn)
@@ -108,7 +109,19 @@ class Ingest:
         return record
 
     def submit(self, data: bytes) -> tuple[Record, Saved | Verdict]:
-        """A record from a client: decode, verify, save, publish. Raises ``ProtocolError``."""
+        """A record from a client: decode, verify, save, publish. Raises ``ProtocolError``.
+        (The daemon's clients go through :class:`node.core.group_commit.GroupCommit`,
+        which saves the submissions that arrive together in one transaction.)"""
+        record = self.prepare(data)
+        return record, self.settle(record, self.accept_reasons([record], source="rpc")[0])
+
+    async def submit_async(self, data: bytes) -> tuple[Record, Saved | Verdict]:
+        """:meth:`submit` for the daemon's clients: saved with the submissions that
+        arrived at the same time, in one durable transaction."""
+        return await self.grouped.submit(data)
+
+    def prepare(self, data: bytes) -> Record:
+        """A client's record, decoded, verified and checked against the seqs we hold."""
         try:
             record = self.decode(data)
         except ProtocolError as exc:
@@ -116,19 +129,28 @@ class Ingest:
             raise
         held = self.store.get_by_seq(record.author, record.seq)
         if held is not None and held != record.data:
-            reuse = SeqReuseError(
-                f"seq {record.seq} of {record.author_id} is already used by another record; "
-                f"the next free seq is {self.store.next_seq(record.author)}")
-            self.metrics.records_rejected.labels(reason=reason_of(reuse)).inc()
-            raise reuse
-        saved = self.accept([record], source="rpc")[0]
+            raise self.seq_reuse(record)
+        return record
+
+    def seq_reuse(self, record: Record) -> SeqReuseError:
+        """The error for a client's record whose seq already names another record."""
+        reuse = SeqReuseError(
+            f"seq {record.seq} of {record.author_id} is already used by another record; "
+            f"the next free seq is {self.store.next_seq(record.author)}")
+        self.metrics.records_rejected.labels(reason=reason_of(reuse)).inc()
+        return reuse
+
+    def settle(self, record: Record, outcome: tuple[Saved | Verdict, str]) -> Saved | Verdict:
+        """What a client hears of its saved (or held, or refused) record; a new one is
+        gossiped. Raises :class:`AdmissionError` for a refused one."""
+        saved, reason = outcome
         if isinstance(saved, Verdict):
             if saved is not Verdict.PENDING:
-                raise AdmissionError(saved, self._last_reason)
-            return record, saved
+                raise AdmissionError(saved, reason)
+            return saved
         if saved is not Saved.DUPLICATE:
             self.publish(record.data)
-        return record, saved
+        return saved
 
     def screen(self, records: Sequence[Record]) -> str | None:
         """The reason the first never-valid record of ``records`` can never be stored,
@@ -150,7 +172,13 @@ class Ingest:
 
         Per record: a :class:`Saved`, or the :class:`Verdict` that kept it out. Rule
         breakers and records that can never be valid are charged to ``source``."""
+        return [saved for saved, _ in self.accept_reasons(records, source)]
+
+    def accept_reasons(self, records: Sequence[Record], source: str
+                       ) -> list[tuple[Saved | Verdict, str]]:
+        """:meth:`accept`, with the reason beside each verdict ("" for a saved record)."""
         out: list[Saved | Verdict] = []
+        reasons: list[str] = []
         ok: list[Record] = []
         slots: list[int] = []
         invalid: list[str] = []
@@ -162,9 +190,10 @@ class Ingest:
                 self.metrics.records_rejected.labels(reason=reason_of(exc)).inc()
                 log.info("rejected record from %s: %s", source, exc)
                 out.append(Verdict.INVALID)
+                reasons.append(str(exc))
                 invalid.append(reason_of(exc))
                 continue
-            self._last_reason = reason
+            reasons.append(reason)
             if verdict is not Verdict.ADMIT:
                 out.append(verdict)
                 if verdict is Verdict.INVALID:
@@ -178,7 +207,7 @@ class Ingest:
             if source not in ("rpc", "self"):
                 self.on_invalid(source, reason)
         self._save(ok, slots, out, source)
-        return out
+        return list(zip(out, reasons, strict=True))
 
     def _save(self, ok: list[Record], slots: list[int], out: list[Saved | Verdict],
               source: str) -> None:

@@ -187,7 +187,7 @@ class NodeRPC:
     # ---------------------------------------------------------------- records
     async def record_submit(self, record: bytes) -> RecordSubmitted:
         try:
-            rec, saved = self.node.ingest.submit(record)
+            rec, saved = await self.node.ingest.submit_async(record)
         except ProtocolError as exc:
             raise RecordRejectedError(str(exc)) from None
         except StoreError as exc:  # full disk, read-only store: refused, nothing half-written

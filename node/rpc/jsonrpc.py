@@ -4,7 +4,9 @@
 call through the route table and encodes the responses. It never raises for
 bad input: every failure becomes a JSON-RPC error object. Notifications (no
 ``id``) run but get no response entry; a body of only notifications yields
-``None`` (the server answers 204). Calls in a batch run in order.
+``None`` (the server answers 204). Calls in a batch run in order, except that a run
+of consecutive ``record.submit`` calls runs at once, so the node saves them in one
+durable transaction (group commit); the responses keep the batch's order.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import logging
 import re
 from collections.abc import Callable
 from typing import Any
+
+import trio
 
 from node.rpc.api import (
     InternalError,
@@ -27,6 +31,8 @@ from node.rpc.routes import ROUTES, call_method
 log = logging.getLogger("annot.rpc")
 
 MAX_BATCH = 1000
+# methods a batch may run concurrently: independent calls that gain from grouping
+CONCURRENT = frozenset({"record.submit"})
 MAX_DEPTH = 64  # JSON nesting; every method's params fit in a handful of levels
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _BRACKETS = re.compile(rb"[\[\]{}]")
@@ -140,9 +146,24 @@ async def handle_body(
             f"invalid request: batch of {len(payload)} calls, over the limit of {MAX_BATCH}"
         )
         return encode_json(error_response(error))
-    parts = []
-    for request in payload:
-        response = await _run_one(api, request, on_call)
-        if response is not None:
-            parts.append(_encode_response(response))
+    responses: list[dict[str, Any] | None] = [None] * len(payload)
+
+    async def run(i: int) -> None:
+        responses[i] = await _run_one(api, payload[i], on_call)
+
+    i = 0
+    while i < len(payload):
+        j = i + 1
+        if _method_of(payload[i]) in CONCURRENT:
+            while j < len(payload) and _method_of(payload[j]) in CONCURRENT:
+                j += 1
+        async with trio.open_nursery() as nursery:
+            for k in range(i, j):
+                nursery.start_soon(run, k)
+        i = j
+    parts = [_encode_response(r) for r in responses if r is not None]
     return b"[" + b",".join(parts) + b"]" if parts else None
+
+
+def _method_of(request: object) -> object:
+    return request.get("method") if isinstance(request, dict) else None

@@ -70,6 +70,7 @@ for k in range(int(sys.argv[4])):
 """
 
 LINE = re.compile(r"^\d+\s+(\w+)\((.*)\)\s+=\s+(-?\d+)")
+MARKER = re.compile(r'\s*"(SIGN|SEND|ACK)\b')
 
 
 def _violations(trace: str, wal_name: str) -> tuple[int, int, list[str]]:
@@ -91,7 +92,8 @@ def _violations(trace: str, wal_name: str) -> tuple[int, int, list[str]]:
         elif call in ("fdatasync", "fsync") and first.isdigit() and int(first) in wal_fds:
             dirty = False
             syncs += 1
-        elif call == "write" and first == "1":
+        elif call == "write" and first == "1" and MARKER.match(args.split(",", 1)[1]):
+            # (only the markers: imports may run helpers, e.g. ldconfig, that print)
             markers += 1
             if dirty:
                 bad.append(args[:40])
