@@ -134,7 +134,7 @@ def task_create(home: Path, as_json: bool, title: str, labels: tuple[str, ...],
     if instructions:
         params["instructions"] = instructions
     if gold_csv is not None:
-        from node.cli.gold_cmds import create_gold_task
+        from node.cli.gold import create_gold_task
 
         gold = create_gold_task(home, key_path, params, gold_csv, names, min_gold_bps,
                                 reveal_window, gold_secrets)
