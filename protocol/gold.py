@@ -85,9 +85,12 @@ def commit_gold(answers: Mapping[bytes, str], salts: Mapping[bytes, bytes]
     return commitments, entries
 
 
-def reveal_deadline(task: Task) -> int:
-    """Unix seconds after which a task with gold is tallied even without a reveal."""
-    return task.close_time + (task.reveal_window or DEFAULT_REVEAL_WINDOW)
+def reveal_deadline(task: Task, life: Lifecycle | None = None) -> int:
+    """Unix seconds after which a task with gold is tallied even without a reveal:
+    ``reveal_window`` after its close time, or after the later one an extend set
+    (``life``; an early close leaves the requester the whole window)."""
+    close = max(task.close_time, life.close_time if life is not None else 0)
+    return close + (task.reveal_window or DEFAULT_REVEAL_WINDOW)
 
 
 def check_reveal_time(task: Task, now: float, life: Lifecycle | None = None) -> None:

@@ -14,18 +14,18 @@ has passed, after which the task is tallied without gold.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Protocol
 
 from node.errors import NodeError
 from protocol.gold import GoldError, check_reveal, reveal_deadline
-from protocol.records import GoldReveal, Task, decode_record
+from protocol.lifecycle import lifecycle_of
+from protocol.records import GoldReveal, Task, TaskUpdate, decode_record
 
 log = logging.getLogger("annot.gold")
 
 
 class RevealStore(Protocol):
-    def records_of_kind(self, kind: str) -> Iterator[bytes]: ...
+    def records_for_task(self, task: bytes, kind: str) -> list[bytes]: ...
 
 
 class GoldPending(NodeError, LookupError):
@@ -38,14 +38,20 @@ def gold_answers(store: RevealStore, network_id: bytes, task_id: bytes, requeste
     past its reveal deadline with no valid reveal; :class:`GoldPending` before then."""
     if not task.gold:
         return None
-    for data in store.records_of_kind("gold_reveal"):
+    for data in store.records_for_task(task_id, "gold_reveal"):
         rec = decode_record(data, network_id, verify=False)  # stored: verified on ingest
         if isinstance(rec.body, GoldReveal) and rec.body.task == task_id:
             try:
                 return check_reveal(task, task_id, requester, rec.body, rec.author)
             except GoldError as exc:
                 log.warning("ignoring gold reveal %s: %s", rec.cid_str, exc)
-    deadline = reveal_deadline(task)
+    updates = []
+    for data in store.records_for_task(task_id, "task_update"):
+        rec = decode_record(data, network_id, verify=False)
+        if isinstance(rec.body, TaskUpdate):
+            updates.append((rec.author, rec.seq, rec.body))
+    # an extend moves the deadline with the close: the reveal could not come earlier
+    deadline = reveal_deadline(task, lifecycle_of(task, requester, updates))
     if now < deadline:
         raise GoldPending(f"waiting for the gold reveal of task {task_id.hex()[:16]} "
                           f"(or its deadline, {deadline - int(now)} s from now)")

@@ -16,7 +16,7 @@ from protocol.cid import cid_bytes
 from protocol.genesis import Genesis, Validator
 from protocol.gold import NotTaskAuthorError, RevealMismatchError, RevealTooEarlyError, commit_gold
 from protocol.keys import SigningKey
-from protocol.records import GoldEntry, GoldReveal, Task, sign_record
+from protocol.records import GoldEntry, GoldReveal, Task, TaskUpdate, sign_record
 
 REQ, OTHER = SigningKey(b"\x21" * 32), SigningKey(b"\x22" * 32)
 GENESIS = Genesis(name="gold node", validators=(Validator(SigningKey(b"\x23" * 32).peer_id, 1),))
@@ -80,5 +80,20 @@ def test_the_tally_waits_for_a_valid_reveal_or_the_deadline(tmp_path: Path) -> N
         plain = Task(title="t", labels=("yes", "no"), items=ITEMS, redundancy=1,
                      reward_per_item=10, validator_share_bps=0)
         assert gold_answers(store, NET, tid, REQ.public_key, plain, now=0) is None
+    finally:
+        store.close()
+
+
+def test_an_extend_moves_the_reveal_deadline_with_the_close(tmp_path: Path) -> None:
+    tid, task, _ = setup()  # close 1_000, reveal window 100
+    store = open_store(tmp_path / "store.db")
+    try:
+        assert gold_answers(store, NET, tid, REQ.public_key, task, now=1_150) is None
+        # an extend by someone else is no extend; the requester's moves the close to 2_000
+        store.save_records([sign_record(NET, OTHER, 1, TaskUpdate(tid, "extend", 3_000)),
+                            sign_record(NET, REQ, 2, TaskUpdate(tid, "extend", 2_000))])
+        with pytest.raises(GoldPending, match="waiting for the gold reveal"):
+            gold_answers(store, NET, tid, REQ.public_key, task, now=1_150)
+        assert gold_answers(store, NET, tid, REQ.public_key, task, now=2_100) is None
     finally:
         store.close()
