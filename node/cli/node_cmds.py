@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,21 +33,49 @@ from node.cli.output import field, print_fields, print_json, print_page, print_t
 @home_option
 @json_option
 def status(home: Path, as_json: bool) -> None:
-    """Show the node's identity, network and counts."""
-    _show(_api(home).node_status(), as_json, print_fields)
+    """Show the node's identity, network and counts, and sync health per peer."""
+    def show(r: Any) -> None:
+        print_fields(r, skip=("sync",))
+        click.echo("sync:")
+        _print_sync(r.get("sync", []))
+    _show(_api(home).node_status(), as_json, show)
+
+
+def _ago(t: float | None, now: float) -> str:
+    return "never" if t is None else f"{max(0, round(now - t))}s ago"
+
+
+def _print_sync(rows: list[Any]) -> None:
+    """Per peer: records behind at the last good sync, its age, the last error since,
+    and a ban's time left with its reason."""
+    now = time.time()
+    print_table(rows, [
+        ("PEER ID", field("peer_id")),
+        ("CONNECTED", field("connected")),
+        ("BEHIND", field("records_behind")),
+        ("LAST SYNC", lambda r: _ago(r["last_ok"], now)),
+        ("LAST ERROR", lambda r: "" if r["last_error"] is None
+         else f"{r['last_error']} ({_ago(r['last_error_at'], now)})"),
+        ("BANNED", lambda r: "" if r["banned_for_s"] is None
+         else f"{r['banned_for_s']:.0f}s left: {r['ban_reason'] or '?'}"),
+    ])
 
 
 @cli.command()
 @home_option
 @json_option
 def peers(home: Path, as_json: bool) -> None:
-    """List connected peers."""
+    """List connected peers, and sync health per peer (bans with their reason)."""
     columns = [
         ("PEER ID", field("peer_id")),
         ("VALIDATOR", field("validator")),
         ("ADDRS", field("addrs")),
     ]
-    _show(_api(home).node_peers(), as_json, lambda r: print_table(r["peers"], columns))
+    def show(r: Any) -> None:
+        print_table(r["peers"], columns)
+        click.echo("\nsync (connected, recently synced and banned peers):")
+        _print_sync(r.get("sync", []))
+    _show(_api(home).node_peers(), as_json, show)
 
 
 # --- blocks and files ------------------------------------------------------

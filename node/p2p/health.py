@@ -16,17 +16,27 @@ live peers.
     annot_sync_sessions_total{result}      sync sessions as client: ok / error
     annot_sync_peer_behind{peer}           records the peer's last session brought us
     annot_sync_peer_last_ok_seconds{peer}  unix time of the peer's last good session
+
+and, once :meth:`P2PMetrics.watch` is given ``P2PNode.sync_health``, at each scrape::
+
+    annot_sync_peer_last_error_seconds{peer,error}  unix time of the peer's last failed
+                                                    session since its last good one
+    annot_p2p_peer_banned_seconds{peer,reason}      seconds of ban left, and why
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 MAX_ERROR = 300
+MAX_ERROR_LABEL = 120  # a last error as a metric label: one series per peer, kept short
 
 
 class P2PMetrics:
@@ -44,6 +54,49 @@ class P2PMetrics:
                             "the peer brought us.", ["peer"], registry=r)
         self.last_ok = Gauge("annot_sync_peer_last_ok_seconds", "Unix time of the last "
                              "successful sync session with the peer.", ["peer"], registry=r)
+        self._registry = r
+        self._watched: Collector | None = None
+
+    def watch(self, snapshot: Callable[[], list[PeerSyncHealth]]) -> None:
+        """Report each peer's last error and ban (with its reason) from ``snapshot`` at
+        every scrape (``P2PNode.sync_health``); a later call replaces the source."""
+        if self._watched is not None:
+            self._registry.unregister(self._watched)
+        self._watched = _HealthCollector(snapshot)
+        self._registry.register(self._watched)
+
+
+class _HealthCollector(Collector):
+    """Bans and last errors per peer, read from a sync health snapshot at scrape time."""
+
+    def __init__(self, snapshot: Callable[[], list[PeerSyncHealth]]) -> None:
+        self._snapshot = snapshot
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            health = self._snapshot()
+        except RuntimeError:  # scraped outside the node's trio run: nothing to report
+            health = []
+        yield from self._families(health)
+
+    @staticmethod
+    def _families(health: Sequence[PeerSyncHealth] = ()) -> Iterator[GaugeMetricFamily]:
+        err = GaugeMetricFamily("annot_sync_peer_last_error_seconds", "Unix time of the "
+                                "last failed sync session with the peer since its last good "
+                                "one, with the error.", labels=["peer", "error"])
+        ban = GaugeMetricFamily("annot_p2p_peer_banned_seconds", "Seconds of ban left for "
+                                "the peer, with the reason.", labels=["peer", "reason"])
+        for h in health:
+            if h.last_error is not None and h.last_error_at is not None:
+                err.add_metric([h.peer, h.last_error[:MAX_ERROR_LABEL]], h.last_error_at)
+            if h.banned_for_s is not None:
+                ban.add_metric([h.peer, (h.ban_reason or "")[:MAX_ERROR_LABEL]],
+                               h.banned_for_s)
+        yield err
+        yield ban
 
 
 @dataclass(frozen=True, slots=True)

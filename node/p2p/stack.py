@@ -130,4 +130,7 @@ async def serve_p2p(key: SigningKey, genesis: Genesis, config: Config, store: St
         host.add_listener(on_conn)
         await nursery.start(serve_bootstrap, host, config.p2p)
         log.info("p2p: node %s up on %s", host.peer_id, ", ".join(host.listen_addrs()))
-        task_status.started(P2PNode(host, gossip, sync, counters, scores))
+        p2p = P2PNode(host, gossip, sync, counters, scores)
+        if counters.p2p_metrics is not None:  # bans and last errors in /metrics
+            counters.p2p_metrics.watch(p2p.sync_health)
+        task_status.started(p2p)

@@ -40,6 +40,7 @@ from node.rpc.results import (
     NodePeers,
     NodeStatus,
     PayoutEpoch,
+    PeerSync,
     RecordSubmitted,
     Signed,
     TallyInfo,
@@ -176,13 +177,22 @@ class NodeRPC:
             "final_items": n.store.final_count(),
             "ledger_root": ledger_root(self._ledger()).hex(),
             "gateway_url": read_gateway_url(n.home.root),
+            "sync": self._sync_health(),
         }
+
+    def _sync_health(self) -> list[PeerSync]:
+        return [{"peer_id": h.peer, "connected": h.connected,
+                 "records_behind": h.records_behind, "last_ok": h.last_ok,
+                 "last_error": h.last_error, "last_error_at": h.last_error_at,
+                 "banned_for_s": h.banned_for_s, "ban_reason": h.ban_reason}
+                for h in self.p2p.sync_health()]
 
     async def node_peers(self) -> NodePeers:
         p2p = self.p2p
         validators = {v.peer_id for v in self.node.genesis.validators}
         return {"peers": [{"peer_id": p, "validator": p in validators,
-                           "addrs": p2p.host.peer_addrs(p)} for p in p2p.peers()]}
+                           "addrs": p2p.host.peer_addrs(p)} for p in p2p.peers()],
+                "sync": self._sync_health()}
 
     # ---------------------------------------------------------------- records
     async def record_submit(self, record: bytes) -> RecordSubmitted:

@@ -15,6 +15,21 @@ from __future__ import annotations
 from typing import TypedDict
 
 
+class PeerSync(TypedDict):
+    """One peer's sync health (``node.p2p.health.PeerSyncHealth``): records the last
+    good session brought (how far behind it we were), its unix time, the last error
+    since then, and a ban's time left and reason."""
+
+    peer_id: str
+    connected: bool
+    records_behind: int
+    last_ok: float | None
+    last_error: str | None
+    last_error_at: float | None
+    banned_for_s: float | None
+    ban_reason: str | None
+
+
 class NodeStatus(TypedDict):
     peer_id: str
     network_id: str
@@ -29,6 +44,7 @@ class NodeStatus(TypedDict):
     final_items: int
     ledger_root: str
     gateway_url: str | None
+    sync: list[PeerSync]  # per peer: connected, recently synced or banned
 
 
 class PeerInfo(TypedDict):
@@ -39,6 +55,7 @@ class PeerInfo(TypedDict):
 
 class NodePeers(TypedDict):
     peers: list[PeerInfo]
+    sync: list[PeerSync]  # also banned and recently gone peers
 
 
 class RecordSubmitted(TypedDict):

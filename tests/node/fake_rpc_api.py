@@ -74,12 +74,15 @@ class FakeNodeAPI:
             "listen_addrs": [f"/ip4/127.0.0.1/tcp/4001/p2p/{PEER}"],
             "topics": [f"/annot/{NETWORK_ID}/records/1"], "final_items": 0,
             "ledger_root": "00" * 32, "gateway_url": None,
+            "sync": [{"peer_id": PEER2, "connected": True, "records_behind": 0,
+                      "last_ok": 1.7e9, "last_error": None, "last_error_at": None,
+                      "banned_for_s": None, "ban_reason": None}],
         }
 
     async def node_peers(self) -> NodePeers:
         self._log("node_peers")
         return {"peers": [{"peer_id": PEER2, "addrs": ["/ip4/10.0.0.2/tcp/4001"],
-                           "validator": False}]}
+                           "validator": False}], "sync": []}
 
     async def record_submit(self, record: bytes) -> RecordSubmitted:
         self._log("record_submit", record)

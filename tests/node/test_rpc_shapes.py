@@ -47,7 +47,7 @@ def test_checker_names_missing_extra_and_mistyped_fields() -> None:
         "peer_id": PEER2, "network_id": "ab", "network": "n", "version": "1",
         "validator": 1, "peer_count": 0, "record_count": 0, "records_by_kind": {"task": "2"},
         "listen_addrs": [], "topics": [], "final_items": 0, "ledger_root": "00",
-        "surprise": True}
+        "sync": [], "surprise": True}
     found = problems(NodeStatus, status)
     assert found == ["$.gateway_url: missing", "$.surprise: not a field of NodeStatus",
                      "$.validator: expected bool, got 1",
