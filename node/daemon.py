@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import signal
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from node.gateway.service import gateway_for
 from node.p2p import P2PNode, serve_p2p
 from node.rpc.adapter import NodeRPC
 from node.rpc.server import serve_rpc
+from protocol.payout import preload
 from protocol.records import Record
 
 log = logging.getLogger("annot.service")
@@ -197,5 +199,8 @@ def run_node(home: Path) -> None:
     check_ports(cfg)  # PortsInUseError: one line per taken listener, no traceback
     no_reuseport()  # and no second process may share our p2p port
     setup_logging(cfg.log.level, cfg.log.format)
+    # eth-account's import (payout bindings) costs ~0.6 s of CPU: done beside startup,
+    # not on the event loop at the first binding a client submits
+    threading.Thread(target=preload, name="preload", daemon=True).start()
     trio.run(_run, h)
     log.info("stopped")

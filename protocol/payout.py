@@ -34,7 +34,14 @@ from typing import Any
 from protocol import keys
 from protocol.cid import cid_to_str
 from protocol.errors import ProtocolError
-from protocol.merkle import FORMAT, LEAF_ENCODING, build_tree, checksum_address, hex0x
+from protocol.merkle import (
+    FORMAT,
+    LEAF_ENCODING,
+    build_tree,
+    checksum_address,
+    hex0x,
+    keccak256,
+)
 from protocol.records import PayoutBinding
 from protocol.tally import Tally
 
@@ -65,6 +72,15 @@ def sign_binding(eth_private_key: bytes, peer_id: str, network_id: bytes) -> Pay
     address = bytes.fromhex(acct.address[2:])
     msg = encode_defunct(text=binding_message(peer_id, network_id, address))
     return PayoutBinding(address=address, signature=bytes(acct.sign_message(msg).signature))
+
+
+def preload() -> None:
+    """Import eth-account and the keccak backend now. They take ~0.6 s of CPU to import
+    (more on a busy machine); the daemon calls this in a thread at start, so the first
+    binding it verifies does not stall its event loop and every client behind it."""
+    import eth_account.messages  # noqa: F401
+
+    keccak256(b"")
 
 
 def verify_binding(body: PayoutBinding, author: bytes, network_id: bytes) -> None:

@@ -15,17 +15,27 @@ is saved, the second refused with the next free seq, as if they came one by one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import trio
 
 from node.core.admission import Verdict
 from node.store.db import Saved
+from protocol.errors import ProtocolError
 from protocol.records import Record
 
-if TYPE_CHECKING:  # ingest owns its group commit
-    from node.core.ingest import Ingest
+
+class Ingest(Protocol):
+    """What the group commit needs of :class:`node.core.ingest.Ingest`, its owner."""
+
+    def prepare(self, data: bytes) -> Record: ...
+    def accept_reasons(self, records: Sequence[Record], source: str
+                       ) -> list[tuple[Saved | Verdict, str]]: ...
+    def seq_reuse(self, record: Record) -> ProtocolError: ...
+    def settle(self, record: Record, outcome: tuple[Saved | Verdict, str]
+               ) -> Saved | Verdict: ...
 
 
 @dataclass(slots=True)
