@@ -27,7 +27,7 @@ from protocol.unixfs import CHUNK_SIZE, Block, FileImporter
 from protocol.unixfs_dir import DirectoryBuilder
 
 READ_SIZE = 4 * CHUNK_SIZE
-BATCH_CALLS = 100
+BATCH_CALLS = 500  # the node takes 1,000 calls a batch; its block puts share one write
 BATCH_BYTES = 1 << 20  # base64 of the blocks in one request (the node takes 2 MiB)
 PROGRESS_EVERY_S = 0.5
 

@@ -34,8 +34,7 @@ def add_file(store: BlockStore, source: str | os.PathLike[str] | BinaryIO) -> st
 def add_bytes(store: BlockStore, data: bytes) -> str:
     """Import an in-memory file into ``store``; return its root CID string."""
     importer = FileImporter()
-    for cid, block in importer.update(data) + importer.finish():
-        store.put_block(cid, block)
+    store.put_blocks(importer.update(data) + importer.finish())  # one durable batch
     assert importer.root is not None
     return cid_to_str(importer.root)
 
@@ -43,10 +42,8 @@ def add_bytes(store: BlockStore, data: bytes) -> str:
 def _add_stream(store: BlockStore, stream: BinaryIO) -> str:
     importer = FileImporter()
     while chunk := stream.read(READ_SIZE):
-        for cid, block in importer.update(chunk):
-            store.put_block(cid, block)
-    for cid, block in importer.finish():
-        store.put_block(cid, block)
+        store.put_blocks(importer.update(chunk))  # a few blocks, one durable batch
+    store.put_blocks(importer.finish())
     assert importer.root is not None
     return cid_to_str(importer.root)
 

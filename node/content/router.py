@@ -14,6 +14,7 @@ import logging
 import trio
 
 from node.content.bitswap import BitswapService
+from node.content.block_group import BlockGroup
 from node.content.blockstore import BlockStore
 from node.content.kubo import KuboClient
 from node.errors import NodeError
@@ -30,10 +31,12 @@ class Content:
         self.blocks = blocks
         self.bitswap = bitswap
         self.kubo = kubo
+        self.group = BlockGroup(blocks)  # concurrent puts (an RPC batch): one durable write
 
     async def put(self, data: bytes, codec: int = cidlib.RAW) -> bytes:
-        """Store a block locally (verified, atomic), then mirror it to Kubo."""
-        cid = await trio.to_thread.run_sync(self.blocks.put, data, codec)
+        """Store a block locally (verified, atomic, durable with the puts that came with
+        it), then mirror it to Kubo."""
+        cid = await self.group.put(data, codec)
         if self.bitswap is not None:
             self.bitswap.announce(cid)  # peers that already want it get it now
         if self.kubo is not None:

@@ -5,8 +5,9 @@ call through the route table and encodes the responses. It never raises for
 bad input: every failure becomes a JSON-RPC error object. Notifications (no
 ``id``) run but get no response entry; a body of only notifications yields
 ``None`` (the server answers 204). Calls in a batch run in order, except that a run
-of consecutive ``record.submit`` calls runs at once, so the node saves them in one
-durable transaction (group commit); the responses keep the batch's order.
+of consecutive ``record.submit`` (or of ``block.put``) calls runs at once, so the node
+saves them in one durable transaction / one block write (group commit); the
+responses keep the batch's order.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ log = logging.getLogger("annot.rpc")
 
 MAX_BATCH = 1000
 # methods a batch may run concurrently: independent calls that gain from grouping
-CONCURRENT = frozenset({"record.submit"})
+CONCURRENT = frozenset({"record.submit", "block.put"})  # each a group commit
 MAX_DEPTH = 64  # JSON nesting; every method's params fit in a handful of levels
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _BRACKETS = re.compile(rb"[\[\]{}]")
@@ -154,8 +155,9 @@ async def handle_body(
     i = 0
     while i < len(payload):
         j = i + 1
-        if _method_of(payload[i]) in CONCURRENT:
-            while j < len(payload) and _method_of(payload[j]) in CONCURRENT:
+        method = _method_of(payload[i])
+        if method in CONCURRENT:  # a run of one method: blocks never race a record
+            while j < len(payload) and _method_of(payload[j]) == method:
                 j += 1
         async with trio.open_nursery() as nursery:
             for k in range(i, j):
