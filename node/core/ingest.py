@@ -48,6 +48,10 @@ class SeqReuseError(ProtocolError):
     """A client submitted a record with a seq this node already holds for its author."""
 
 
+class OwnKeyError(ProtocolError):
+    """A client submitted a record signed with the node's own key."""
+
+
 def _no_penalty(peer: str, reason: str) -> None:
     """The default ``on_invalid``: nobody to charge (offline tools, tests)."""
 
@@ -61,8 +65,8 @@ class Ingest:
     """Validates, saves and announces records."""
 
     def __init__(self, store: Store, genesis: Genesis, metrics: Metrics,
-                 publish: Callable[[bytes], None], admission: Admission | None = None
-                 ) -> None:
+                 publish: Callable[[bytes], None], admission: Admission | None = None,
+                 own: bytes | None = None) -> None:
         self.store = store
         self.genesis = genesis
         self.network_id = genesis.network_id
@@ -74,6 +78,7 @@ class Ingest:
         self.publish = publish  # gossips a saved record's bytes; never blocks
         self.admission = admission or Admission(store, genesis, metrics.registry)
         self.on_invalid: OnInvalid = _no_penalty
+        self.own = own  # the node's own key: its seqs are allocated by the node alone
         self.grouped = GroupCommit(self)  # clients' submissions: one fsync per group
 
     def subscribe(self, fn: Subscriber) -> None:
@@ -127,6 +132,13 @@ class Ingest:
         except ProtocolError as exc:
             self.metrics.records_rejected.labels(reason=reason_of(exc)).inc()
             raise
+        if record.author == self.own:
+            exc = OwnKeyError(
+                "this record is signed with the node's own key, whose seqs only the node "
+                "allocates (a second allocator could sign two records with one seq); "
+                "run the command without --key and the node signs it")
+            self.metrics.records_rejected.labels(reason=reason_of(exc)).inc()
+            raise exc
         held = self.store.get_by_seq(record.author, record.seq)
         if held is not None and held != record.data:
             raise self.seq_reuse(record)

@@ -77,7 +77,8 @@ def open_node(home: NodeHome, config: Config | None = None,
     return Node(home=home, key=key, genesis=genesis, config=config, store=store,
                 blocks=BlockStore(home.root), metrics=metrics,
                 ingest=Ingest(store, genesis, metrics, publish or _no_publish,
-                              Admission(store, genesis, metrics.registry, config.admission)))
+                              Admission(store, genesis, metrics.registry, config.admission),
+                              own=key.public_key))
 
 
 def _no_publish(data: bytes) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 
 from node.core.admission import AdmissionError, Verdict
-from node.core.ingest import Ingest, SeqReuseError
+from node.core.ingest import Ingest, OwnKeyError, SeqReuseError
 from node.core.metrics import Metrics
 from node.store.db import Saved, open_store
 from protocol import cid as cidlib
@@ -112,3 +113,17 @@ async def _failures(ing: Ingest, records: list[bytes]) -> list[OSError]:
         for data in records:
             nursery.start_soon(one, data)
     return errors
+
+
+def test_a_record_signed_with_the_nodes_own_key_is_refused(tmp_path: Path) -> None:
+    """The node allocates its own key's seqs (votes, node-signed tasks); a client that
+    signs with that key too would be a second allocator, and one seq could be signed
+    twice: a self-fork. It is refused with what to do instead."""
+    ing, task, published = _setup(tmp_path)
+    node_key = SigningKey(b"\x73" * 32)
+    ing.own = node_key.public_key
+    with pytest.raises(OwnKeyError, match="without --key"):
+        ing.submit(_label(node_key, 1, task, 1, "cat"))
+    out = trio.run(_submit_all, ing, [_label(node_key, 1, task, 1, "cat")])
+    assert isinstance(out[0], OwnKeyError)
+    assert ing.store.next_seq(node_key.public_key) == 1 and published == []
