@@ -59,7 +59,7 @@ from protocol.encoding import Limits
 from protocol.errors import ProtocolError
 from protocol.keys import peer_id_from_public_key, public_key_from_peer_id
 from protocol.ledger import build_ledger, ledger_root
-from protocol.records import MAX_DIR_ITEMS, Annotation, Task, decode_record
+from protocol.records import Annotation, Task, decode_record
 from protocol.tally import decode_tally
 
 TASK_CACHE = 64
@@ -213,7 +213,8 @@ class NodeRPC:
             except NotFoundError:
                 return None
         try:
-            files = await walk_directory(fetch, cidlib.cid_from_str(items_dir), MAX_DIR_ITEMS)
+            files = await walk_directory(fetch, cidlib.cid_from_str(items_dir),
+                                         self.node.genesis.params.max_dir_items)
         except (DirectoryUnavailable, ProtocolError) as exc:
             raise InvalidParamsError("items_dir", f"{items_dir}: {exc}") from None
         distinct = len({c for _, c in files})
