@@ -36,8 +36,9 @@ def status(home: Path, as_json: bool) -> None:
     """Show the node's identity, network and counts, and sync health per peer."""
     def show(r: Any) -> None:
         print_fields(r, skip=("sync",))
-        click.echo("sync:")
-        _print_sync(r.get("sync", []))
+        if r.get("sync"):
+            click.echo("sync:")
+            _print_sync(r["sync"])
     _show(_api(home).node_status(), as_json, show)
 
 
@@ -73,8 +74,9 @@ def peers(home: Path, as_json: bool) -> None:
     ]
     def show(r: Any) -> None:
         print_table(r["peers"], columns)
-        click.echo("\nsync (connected, recently synced and banned peers):")
-        _print_sync(r.get("sync", []))
+        if r.get("sync"):  # also peers banned or gone since their last sync
+            click.echo("\nsync:")
+            _print_sync(r["sync"])
     _show(_api(home).node_peers(), as_json, show)
 
 
