@@ -26,6 +26,7 @@ from protocol.records import EXPIRED, Annotation, Task, decode_record
 from protocol.tally import decode_tally
 
 TASKS_HELD = 64
+ITEMS_HELD = 1_000_000  # items of the tasks held (a folder task's list is its files)
 MAX_OWN_ANNOTATIONS = 100_000  # "my work" reads at most this many of one key's labels
 TOP = 10
 
@@ -84,6 +85,7 @@ class TaskCache:
         self.store = store
         self.network_id = network_id
         self._held: OrderedDict[bytes, TaskEntry] = OrderedDict()
+        self._items = 0  # items listed by the held entries
 
     def get(self, tid: bytes) -> TaskEntry:
         hit = self._held.get(tid)
@@ -104,8 +106,11 @@ class TaskCache:
             if state is None or state[0] != "resolved":
                 return entry  # not held: its files are listed once the folder resolves
         self._held[tid] = entry
-        if len(self._held) > TASKS_HELD:
-            self._held.popitem(last=False)
+        self._items += len(entry.item_list)
+        while len(self._held) > 1 and (len(self._held) > TASKS_HELD
+                                       or self._items > ITEMS_HELD):
+            _, old = self._held.popitem(last=False)
+            self._items -= len(old.item_list)
         return entry
 
 
