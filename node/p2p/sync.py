@@ -17,13 +17,16 @@ capped before reading, the server keeps client clock entries only for authors
 it holds itself, and hello frames are counted (a clock past the cap ends the
 session without a penalty: being big is no offence). A record that fails
 verification is refused alone and charged to the peer once per frame; the
-rest of its batch is kept. Frame formats: ``frames.py``.
+rest of its batch is kept. A joiner's sessions with several peers split the
+records between them (a record one session is verifying is skipped by the
+others), and each frame is verified in worker threads on every core. Frame formats: ``frames.py``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -44,7 +47,7 @@ from node.store.db import Store
 from protocol.cid import cid_bytes
 from protocol.errors import ProtocolError
 from protocol.genesis import Genesis
-from protocol.records import decode_record
+from protocol.records import Record, decode_record
 
 if TYPE_CHECKING:
     # libp2p pulls in trio-typing, whose stubs shadow trio's and lack trio.TaskStatus.
@@ -59,6 +62,8 @@ MAX_SERVER_SESSIONS = 16
 # (half-open streams from one peer would otherwise hold every server slot)
 MAX_SERVER_SESSIONS_PER_PEER = 2
 WRONG_NETWORK_BAN_S = 300.0
+VERIFY_THREADS = max(1, os.cpu_count() or 1)  # a frame's records are verified on every core
+MIN_THREAD_CHUNK = 32  # below this, one thread: a thread hop costs ~50 us
 
 
 class SyncError(NodeError):
@@ -98,6 +103,7 @@ class Sync:
         self._server_slots = trio.CapacityLimiter(MAX_SERVER_SESSIONS)
         self._per_peer: dict[str, int] = {}  # server sessions in progress, by peer
         self._req_send, self._req_recv = trio.open_memory_channel[str](math.inf)
+        self._inflight: set[bytes] = set()  # CIDs a session is verifying right now
 
     # ------------------------------------------------------------ frames on a stream
     async def _read(self, rw: Any) -> fr.Frame:
@@ -267,29 +273,73 @@ class Sync:
                     raise SyncError(f"{peer} refused sync: {frame.reason}")
                 if not isinstance(frame, fr.Recs):
                     raise fr.FrameError(f"expected recs or done, got {type(frame).__name__}")
-                records = []
-                bad: ProtocolError | None = None
-                for d in frame.records:
-                    if self.store.has(cid_bytes(d)):
-                        continue  # verified when stored: skip, don't verify again
-                    try:
-                        records.append(decode_record(d, self._net, self._limits))
-                    except ProtocolError as exc:
-                        # refuse this record only; the rest of the batch still counts
-                        if bad is None:
-                            bad = exc  # counted by _penalize
-                        else:
-                            self.counters.count_rejected(type(exc).__name__)
-                if bad is not None:
-                    self._penalize(peer, bad)  # once per frame, however many were bad
-                if records:
-                    await self.on_records(records, peer)
-                    total += len(records)
+                total += await self._take(frame.records, peer)
         except fr.FrameError as exc:
             self._penalize(peer, exc)
             raise SyncError(f"{peer} sent a bad frame: {exc}") from None
         finally:
             await _close(stream)
+
+    async def _take(self, datas: tuple[bytes, ...], peer: str) -> int:
+        """Verify and hand on one recs frame; return how many records went on.
+
+        Skipped: records stored here (verified when stored) and records another
+        session is verifying right now (sessions with several peers pull the same
+        records at once; they split the work instead of doing it twice). Decoding and
+        verification run in worker threads, one per core (PyNaCl releases the GIL),
+        so verification uses every core and the event loop keeps serving meanwhile."""
+        fresh: list[bytes] = []
+        claimed: list[bytes] = []
+        for d in datas:
+            cid = cid_bytes(d)
+            if cid in self._inflight or self.store.has(cid):
+                continue
+            self._inflight.add(cid)
+            claimed.append(cid)
+            fresh.append(d)
+        try:
+            records: list[Record] = []
+            bad: ProtocolError | None = None
+            for r in await self._decode_all(fresh):
+                if isinstance(r, Record):
+                    records.append(r)
+                elif bad is None:  # refuse this record only; the rest still counts
+                    bad = r  # counted by _penalize
+                else:
+                    self.counters.count_rejected(type(r).__name__)
+            if bad is not None:
+                self._penalize(peer, bad)  # once per frame, however many were bad
+            if records:
+                await self.on_records(records, peer)
+            return len(records)
+        finally:
+            self._inflight.difference_update(claimed)
+
+    async def _decode_all(self, datas: list[bytes]) -> list[Record | ProtocolError]:
+        """``decode_record`` of each, in order, split over ``VERIFY_THREADS`` threads."""
+        if len(datas) < 2 * MIN_THREAD_CHUNK:
+            return await trio.to_thread.run_sync(self._decode_chunk, datas)
+        step = -(-len(datas) // VERIFY_THREADS)
+        parts: list[list[Record | ProtocolError]] = [[] for _ in range(0, len(datas), step)]
+
+        async def one(k: int) -> None:
+            parts[k] = await trio.to_thread.run_sync(
+                self._decode_chunk, datas[k * step:(k + 1) * step])
+
+        async with trio.open_nursery() as nursery:
+            for k in range(len(parts)):
+                nursery.start_soon(one, k)
+        return [r for part in parts for r in part]
+
+    def _decode_chunk(self, datas: list[bytes]) -> list[Record | ProtocolError]:
+        # in a worker thread: pure decoding and verification, no store, no trio
+        out: list[Record | ProtocolError] = []
+        for d in datas:
+            try:
+                out.append(decode_record(d, self._net, self._limits))
+            except ProtocolError as exc:
+                out.append(exc)
+        return out
 
     def _penalize(self, peer: str, exc: Exception) -> None:
         reason = type(exc).__name__

@@ -2,7 +2,10 @@
 
 A :class:`Figure` is one row of the table: a measured value beside a baseline
 measured in the same run, their ratio, and the target the ratio or the value
-must meet. Records are generated here (pre-signed, valid for the network) and
+must meet. A throughput figure also carries its limit: the raw PyNaCl verify
+rate measured in the same run (:func:`verify_limit`) times the core count,
+divided by how many nodes verify each record (or item), and the share of it
+reached. Records are generated here (pre-signed, valid for the network) and
 either written straight into a store or submitted over JSON-RPC.
 
 Delivery and finality are observed by reading each node's SQLite store
@@ -47,6 +50,8 @@ class Figure:
     target: str = ""
     met: bool | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    limit: float | None = None
+    limit_name: str = ""
 
     @property
     def ratio(self) -> float | None:
@@ -54,8 +59,14 @@ class Figure:
             return None
         return self.value / self.baseline
 
+    @property
+    def of_limit(self) -> float | None:
+        if self.value is None or not self.limit:
+            return None
+        return self.value / self.limit
+
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "ratio": self.ratio}
+        return {**asdict(self), "ratio": self.ratio, "of_limit": self.of_limit}
 
 
 def fmt(v: float | None) -> str:
@@ -69,13 +80,14 @@ def fmt(v: float | None) -> str:
 
 
 def table(figures: Sequence[Figure]) -> str:
-    head = ("figure", "value", "baseline", "ratio", "target", "met?")
+    head = ("figure", "value", "baseline", "ratio", "limit", "of limit", "target", "met?")
     rows = [head]
     for f in figures:
         met = "-" if f.met is None else ("yes" if f.met else "NO")
         base = "-" if f.baseline is None else f"{fmt(f.baseline)} ({f.baseline_name})"
+        lim = "-" if f.limit is None else f"{fmt(f.limit)} ({f.limit_name})"
         rows.append((f"{f.bench}: {f.name}", f"{fmt(f.value)} {f.unit}", base,
-                     fmt(f.ratio), f.target, met))
+                     fmt(f.ratio), lim, fmt(f.of_limit), f.target, met))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -95,6 +107,40 @@ def p50_p99(xs: Sequence[float]) -> tuple[float | None, float | None]:
 
 def mean(xs: Sequence[float]) -> float | None:
     return statistics.fmean(xs) if xs else None
+
+
+# ------------------------------------------------------------------ the machine's limit
+
+_RAW_VERIFY: list[float] = []
+
+
+def raw_verify_rate(n: int = 2_000, rounds: int = 3) -> float:
+    """Raw PyNaCl verifications per second on one core (sign-bytes prepared), the best
+    of ``rounds``; measured once per run and reused by every benchmark."""
+    if not _RAW_VERIFY:
+        key = seed_key("limit", 0)
+        work = [(bytes(key.verify_key), m, key.sign(m).signature)
+                for m in (b"annot bench verify %d" % i * 8 for i in range(n))]
+        best = 0.0
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for pk, msg, sig in work:
+                nacl.signing.VerifyKey(pk).verify(msg, sig)
+            best = max(best, n / (time.perf_counter() - t0))
+        _RAW_VERIFY.append(best)
+    return _RAW_VERIFY[0]
+
+
+def cores() -> int:
+    return os.cpu_count() or 1
+
+
+def verify_limit(verifiers: float = 1.0) -> tuple[float, str]:
+    """(limit, its label): raw verify/s x cores / ``verifiers`` (the nodes — or
+    verifications — each counted unit costs)."""
+    raw = raw_verify_rate()
+    per = "" if verifiers == 1 else f"/{verifiers:g}"
+    return raw * cores() / verifiers, f"{raw:,.0f} verify/s x {cores()} cores{per}"
 
 
 # ------------------------------------------------------------------ records

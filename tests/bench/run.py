@@ -4,7 +4,8 @@
 table of the latest results file into README.md, between its benchmark markers.
 
 Runs, in order, ingest, gossip, catch-up, finality (with the RPC benchmark
-against its validator), memory; prints one table and writes
+against its validator), clients (group-commit submissions, gateway reads under
+ingest), memory, items_dir, payout; prints one table and writes
 ``tests/bench/results.json``. Every figure stands beside a baseline measured
 in the same run, as a ratio, because absolute numbers drift on shared
 machines. Loopback only; every loop is bounded, so the whole suite finishes in
@@ -28,10 +29,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.bench import catchup, finality, gossip, ingest, items_dir, memory, payout, rpc
-from tests.bench.common import Figure, machine, table
+from tests.bench import (
+    catchup,
+    clients,
+    finality,
+    gossip,
+    ingest,
+    items_dir,
+    memory,
+    payout,
+    rpc,
+)
+from tests.bench.common import Figure, machine, table, verify_limit
 
-BENCHES = ("ingest", "gossip", "catchup", "finality", "rpc", "memory", "items_dir", "payout")
+BENCHES = ("ingest", "gossip", "catchup", "finality", "rpc", "clients", "memory", "items_dir",
+           "payout")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 README = Path(__file__).resolve().parents[2] / "README.md"
 BEGIN = "<!-- bench-table: begin (written by make bench-readme from tests/bench/results.json) -->"
@@ -55,6 +67,8 @@ def _suite(root: Path, quick: bool, only: set[str]) -> list[tuple[str, Callable[
         out.append(("finality", fin))
     elif "rpc" in only:
         out.append(("rpc", lambda: rpc.run(root / "rpc", quick)))
+    if "clients" in only:
+        out.append(("clients", lambda: clients.run(root / "clients", quick)))
     if "memory" in only:
         out.append(("memory", lambda: memory.run(root / "memory", quick)))
     if "items_dir" in only:
@@ -110,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     started = time.monotonic()
+    limit, lname = verify_limit()  # the same run's raw verify rate, before the load starts
+    print(f"# limit: {lname} = {limit:,.0f} verifications/s", flush=True)
     figures: list[Figure] = []
     timings: dict[str, float] = {}
     errors: dict[str, str] = {}
