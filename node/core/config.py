@@ -60,10 +60,13 @@ class SyncConfig:
     interval_s: float = 5.0
     batch_records: int = 512
     request_timeout_s: float = 20.0
+    verify_threads: int = 0  # worker threads verifying a received frame; 0 = one per core
 
     def validate(self) -> None:
         if self.interval_s <= 0 or self.batch_records <= 0 or self.request_timeout_s <= 0:
             raise ConfigError("sync: interval_s, batch_records, request_timeout_s must be > 0")
+        if self.verify_threads < 0:
+            raise ConfigError("sync.verify_threads: 0 (one per core) or more")
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +256,8 @@ invalid_threshold = 20
 interval_s = 5.0
 batch_records = 512
 request_timeout_s = 20.0
+# threads that verify a received frame's records (PyNaCl runs them in parallel); 0 = one per core
+verify_threads = 0
 
 [rpc]
 # JSON-RPC 2.0 on http://host:port/rpc with the bearer token in <home>/rpc.token

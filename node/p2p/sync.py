@@ -19,7 +19,8 @@ session without a penalty: being big is no offence). A record that fails
 verification is refused alone and charged to the peer once per frame; the
 rest of its batch is kept. A joiner's sessions with several peers split the
 records between them (a record one session is verifying is skipped by the
-others), and each frame is verified in worker threads on every core. Frame formats: ``frames.py``.
+others), and each frame is verified in ``verify_threads`` worker threads (one
+per core by default). Frame formats: ``frames.py``.
 """
 
 from __future__ import annotations
@@ -62,7 +63,6 @@ MAX_SERVER_SESSIONS = 16
 # (half-open streams from one peer would otherwise hold every server slot)
 MAX_SERVER_SESSIONS_PER_PEER = 2
 WRONG_NETWORK_BAN_S = 300.0
-VERIFY_THREADS = max(1, os.cpu_count() or 1)  # a frame's records are verified on every core
 MIN_THREAD_CHUNK = 32  # below this, one thread: a thread hop costs ~50 us
 
 
@@ -104,6 +104,7 @@ class Sync:
         self._per_peer: dict[str, int] = {}  # server sessions in progress, by peer
         self._req_send, self._req_recv = trio.open_memory_channel[str](math.inf)
         self._inflight: set[bytes] = set()  # CIDs a session is verifying right now
+        self._threads = config.verify_threads or max(1, os.cpu_count() or 1)
 
     # ------------------------------------------------------------ frames on a stream
     async def _read(self, rw: Any) -> fr.Frame:
@@ -316,10 +317,10 @@ class Sync:
             self._inflight.difference_update(claimed)
 
     async def _decode_all(self, datas: list[bytes]) -> list[Record | ProtocolError]:
-        """``decode_record`` of each, in order, split over ``VERIFY_THREADS`` threads."""
-        if len(datas) < 2 * MIN_THREAD_CHUNK:
+        """``decode_record`` of each, in order, split over ``sync.verify_threads``."""
+        if self._threads == 1 or len(datas) < 2 * MIN_THREAD_CHUNK:
             return await trio.to_thread.run_sync(self._decode_chunk, datas)
-        step = -(-len(datas) // VERIFY_THREADS)
+        step = -(-len(datas) // self._threads)
         parts: list[list[Record | ProtocolError]] = [[] for _ in range(0, len(datas), step)]
 
         async def one(k: int) -> None:

@@ -1,32 +1,81 @@
 """Benchmark 3, catch-up: a node joins a network that already holds N records.
 
 Nodes 0 and 1 get N pre-signed annotations (100 authors) of real tasks (the
-tasks' records count in N) written straight into their stores before they
-start; node2 starts empty once they run, and syncs (``/annot/sync/1.1.0``
-from both peers, as it would in a real network). The
-figure is N / seconds from node2's process start until its store holds all N
-(read read-only at 20 Hz); the time from its first record is noted too.
+tasks' records count in N; redundancy 4, so no item completes and nobody
+votes) written straight into their stores before they start; node2 starts
+empty once they run, and syncs (``/annot/sync/1.1.0`` from both peers, as it
+would in a real network). The figure is N / seconds from node2's process start
+until its store holds all N (read read-only at 20 Hz); the rate from its first
+record is noted too.
 
-Baseline: the same records decoded, verified and saved in-process through
-``Ingest`` in batches — the work a joining node cannot skip, on one core — so
-the ratio is what the network protocol costs on top.
+Two joins in the same run: first with ``sync.verify_threads = 1`` (a frame's
+records verified one after another, as before issue 17), then node2 is stopped,
+its store deleted, and it joins again with the default (one verify thread per
+core, sessions with both peers splitting the records). Baseline: the same
+records decoded, verified and saved in-process through ``Ingest`` in batches —
+the work a joining node cannot skip, on one core. Limit: raw verify x cores.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from node.store.db import open_store
 from tests.bench.common import Figure, StoreWatch, verify_limit
 from tests.bench.ingest import batched_ingest_rate, make_tasks_and_annotations
 from tests.harness import Cluster
 
+THREADS_KEY = "verify_threads = 0"
+
+
+def join(c: Cluster, n: int, threads: int, max_s: float) -> dict[str, Any]:
+    """Start node2 on an empty store with ``sync.verify_threads = threads``; time it."""
+    home = c.home(2)
+    c.stop(2)
+    for p in ("store.db", "store.db-wal", "store.db-shm"):
+        (home / p).unlink(missing_ok=True)
+    cfg = home / "config.toml"
+    text = cfg.read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith("verify_threads = "))
+    cfg.write_text(text.replace(line, f"verify_threads = {threads}"))
+    t0 = time.monotonic()
+    c.start(2, wait=False)
+    watch: StoreWatch | None = None
+    first = done = None
+    deadline = t0 + max_s
+    have = 0
+    while time.monotonic() < deadline:
+        try:  # the daemon creates its store, then its tables
+            if watch is None and (home / "store.db").exists():
+                watch = StoreWatch(home / "store.db")
+            have = watch.count() if watch is not None else 0
+        except sqlite3.OperationalError:
+            have = 0
+        now = time.monotonic()
+        if have and first is None:
+            first = now
+        if have >= n:
+            done = now
+            break
+        time.sleep(0.05)
+    if watch is not None:
+        watch.close()
+    return {"threads": threads or "one per core", "completed": done is not None,
+            "have": have, "rate": n / (done - t0) if done else have / (deadline - t0),
+            "seconds_from_start": None if done is None else done - t0,
+            "rate_from_first_record": None if done is None or first is None
+            else n / (done - first)}
+
 
 def run(root: Path, quick: bool = False) -> list[Figure]:
     n = 10_000 if quick else 100_000
+    max_s = 60 if quick else 120
     with Cluster(root / "nodes", n=3) as c:
+        assert THREADS_KEY in (c.home(2) / "config.toml").read_text()
         # annotations of real tasks (admission holds back those of an unknown task);
         # redundancy 4, so no item completes and the figure is sync alone, no voting
         tasks, recs = make_tasks_and_annotations(c.genesis.network_id, n, authors=100,
@@ -39,38 +88,22 @@ def run(root: Path, quick: bool = False) -> list[Figure]:
                 store.save_records(recs[k:k + 20_000])
             store.close()
         c.start(0, 1)
-        watch = StoreWatch(c.home(2) / "store.db")
-        t0 = time.monotonic()
-        c.start(2, wait=False)
-        first = done = None
-        deadline = t0 + (60 if quick else 120)
-        have = 0
-        while time.monotonic() < deadline:
-            have = watch.count()
-            now = time.monotonic()
-            if have and first is None:
-                first = now
-            if have >= n:
-                done = now
-                break
-            time.sleep(0.05)
-        watch.close()
+        before = join(c, n, 1, max_s)
+        after = join(c, n, 0, max_s)
         sample = [r.data for r in recs[: min(n, 20_000)]]
     with tempfile.TemporaryDirectory() as d:
         # a peer's records, as sync saves them: no fsync of their own
         base = batched_ingest_rate(sample, c.genesis, Path(d) / "b.db", tasks,
                                    source="peer")
-    rate = n / (done - t0) if done else have / (deadline - t0)
-    notes = {"records": n, "held_by": 2, "completed": done is not None, "have": have,
-             "seconds_from_start": None if done is None else done - t0,
-             "seconds_from_first_record": None if done is None or first is None
-             else done - first,
-             "rate_from_first_record": None if done is None or first is None
-             else n / (done - first)}
     limit, lname = verify_limit()  # the joiner alone verifies, on every core
-    return [Figure("catch-up", f"records/s, join a network of {n:,}", rate, "rec/s", base,
-                   "in-process decode+verify+save", ">= 10,000 rec/s",
-                   done is not None and rate >= 10_000, notes, limit, lname)]
+    notes = {"records": n, "held_by": 2, "after": after, "before": before}
+    return [
+        Figure("catch-up", f"records/s, join a network of {n:,}", after["rate"], "rec/s",
+               base, "in-process decode+verify+save", ">= 10,000 rec/s",
+               after["completed"] and after["rate"] >= 10_000, notes, limit, lname),
+        Figure("catch-up", "same join, sync.verify_threads = 1 (before)", before["rate"],
+               "rec/s", base, "in-process decode+verify+save", "-", None, {}, limit, lname),
+    ]
 
 
 if __name__ == "__main__":
