@@ -13,6 +13,8 @@ RPC and ingest at the writer, and up to one 20 ms poll period.
 
 Two phases: as fast as the node accepts (2 writer threads keep node0 busy),
 then a fixed 1,000 records/s (every ~10 ms, whatever is due goes in one batch).
+For each, the share of the receivers' records that came by sync rather than
+gossip (from their ``annot_sync_records_total``) is a row of its own.
 
 Baseline: :mod:`tests.bench.bare_gossip` — 4 bare py-libp2p gossipsub
 processes, same settings, one message (300 B, an annotation's size) per
@@ -21,6 +23,7 @@ record, same two phases.
 
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
 import sys
@@ -158,8 +161,25 @@ def _paced_writer(home: Path, recs: list[Any], rate: float, sent: dict[bytes, fl
         rpc.close()
 
 
+def sync_records(home: Path) -> float:
+    """The node's ``annot_sync_records_total`` (records that came by sync), from /metrics."""
+    url = (home / "rpc.url").read_text().strip()
+    host, port = url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request("GET", "/metrics")
+        body = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    for line in body.splitlines():
+        if line.startswith("annot_sync_records_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
 def node_phase(c: Cluster, recs: list[Any], rate: float, max_s: float,
                threads: int = 2, batch: int = 256) -> dict[str, Any]:
+    by_sync = [sync_records(c.home(i)) for i in range(1, c.n)]
     obs = Observer([c.home(i) for i in range(c.n)])
     sent: dict[bytes, float] = {}
     errors: list[str] = []
@@ -183,6 +203,9 @@ def node_phase(c: Cluster, recs: list[Any], rate: float, max_s: float,
     per_node = [{index[cid]: t for cid, t in seen.items() if cid in index} for seen in obs.seen]
     out = summarize([sent[cid] for cid in order], per_node)
     out["writer_errors"] = errors[:3]
+    # the receivers' records that sync (every 1 s here) brought before gossip did
+    came = sum(sync_records(c.home(i)) for i in range(1, c.n)) - sum(by_sync)
+    out["share_by_sync"] = came / (len(recs) * (c.n - 1)) if recs else None
     out["accepted_by_writer_node"] = len(per_node[0])
     return out
 
@@ -225,6 +248,9 @@ def run(root: Path, quick: bool = False) -> list[Figure]:
                ">= 5,000 rec/s",  # met only when every record reached every node
                fast["rate_to_all"] >= 5000 and fast["to_all"] == fast["sent"],
                {"node": fast, "bare": bare_fast}, limit, lname),
+        Figure("gossip", "share of receivers' records that came by sync (max rate)",
+               fast["share_by_sync"], "", lat["share_by_sync"], "same at 1,000/s", "-",
+               None),
         Figure("gossip", "p50 write->all at 1,000/s", None if p50 is None else p50 * ms, "ms",
                None if bare_lat["p50_s"] is None else bare_lat["p50_s"] * ms,
                "bare gossipsub p50", "-", None, {}),

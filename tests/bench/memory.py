@@ -87,7 +87,7 @@ def run(root: Path, quick: bool = False) -> list[Figure]:
     out = []
     for k, n in enumerate(sizes):
         held = held_rss(root / f"full{k}", n)
-        big = n == sizes[-1]
+        big = n >= 10_000_000
         out.append(Figure(
             "memory", f"node RSS holding {held['records']:,.0f} records", held["rss_mb"],
             "MB", idle, "idle node, empty store",
