@@ -133,12 +133,12 @@ class Ingest:
             self.metrics.records_rejected.labels(reason=reason_of(exc)).inc()
             raise
         if record.author == self.own:
-            exc = OwnKeyError(
+            own_key = OwnKeyError(
                 "this record is signed with the node's own key, whose seqs only the node "
                 "allocates (a second allocator could sign two records with one seq); "
                 "run the command without --key and the node signs it")
-            self.metrics.records_rejected.labels(reason=reason_of(exc)).inc()
-            raise exc
+            self.metrics.records_rejected.labels(reason=reason_of(own_key)).inc()
+            raise own_key
         held = self.store.get_by_seq(record.author, record.seq)
         if held is not None and held != record.data:
             raise self.seq_reuse(record)
