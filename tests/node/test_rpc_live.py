@@ -164,7 +164,7 @@ def test_node_status(live: Live) -> None:
 
 
 def test_node_peers(live: Live) -> None:
-    assert live.call("node.peers") == {"peers": []}  # one node: nobody to talk to
+    assert live.call("node.peers") == {"peers": [], "sync": []}  # one node: nobody to talk to
     assert "unknown param" in live.fails("node.peers", {"all": True}).message
 
 
