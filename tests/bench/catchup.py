@@ -2,16 +2,16 @@
 
 Nodes 0 and 1 get N pre-signed annotations (100 authors) of real tasks (the
 tasks' records count in N; redundancy 4, so no item completes and nobody
-votes) written straight into their stores before they start; node2 starts
+votes) written straight into their stores before they start; a joiner starts
 empty once they run, and syncs (``/annot/sync/1.1.0`` from both peers, as it
-would in a real network). The figure is N / seconds from node2's process start
+would in a real network). The figure is N / seconds from the joiner's start
 until its store holds all N (read read-only at 20 Hz); the rate from its first
 record is noted too.
 
-Two joins in the same run: first with ``sync.verify_threads = 1`` (a frame's
-records verified one after another, as before issue 17), then node2 is stopped,
-its store deleted, and it joins again with the default (one verify thread per
-core, sessions with both peers splitting the records). Baseline: the same
+Two joins in the same run: node2 with ``sync.verify_threads = 1`` (a frame's
+records verified one after another, as before issue 17), then, node2 stopped,
+node3 with the default (one verify thread per core, sessions with both peers
+splitting the records). Baseline: the same
 records decoded, verified and saved in-process through ``Ingest`` in batches —
 the work a joining node cannot skip, on one core. Limit: raw verify x cores.
 """
@@ -32,18 +32,16 @@ from tests.harness import Cluster
 THREADS_KEY = "verify_threads = 0"
 
 
-def join(c: Cluster, n: int, threads: int, max_s: float) -> dict[str, Any]:
-    """Start node2 on an empty store with ``sync.verify_threads = threads``; time it."""
-    home = c.home(2)
-    c.stop(2)
-    for p in ("store.db", "store.db-wal", "store.db-shm"):
-        (home / p).unlink(missing_ok=True)
+def join(c: Cluster, i: int, n: int, threads: int, max_s: float) -> dict[str, Any]:
+    """Start node ``i`` (never started: an empty store) with ``sync.verify_threads =
+    threads``; time its catch-up, then stop it."""
+    home = c.home(i)
     cfg = home / "config.toml"
     text = cfg.read_text()
     line = next(ln for ln in text.splitlines() if ln.startswith("verify_threads = "))
     cfg.write_text(text.replace(line, f"verify_threads = {threads}"))
     t0 = time.monotonic()
-    c.start(2, wait=False)
+    c.start(i, wait=False)
     watch: StoreWatch | None = None
     first = done = None
     deadline = t0 + max_s
@@ -64,6 +62,7 @@ def join(c: Cluster, n: int, threads: int, max_s: float) -> dict[str, Any]:
         time.sleep(0.05)
     if watch is not None:
         watch.close()
+    c.stop(i)
     return {"threads": threads or "one per core", "completed": done is not None,
             "have": have, "rate": n / (done - t0) if done else have / (deadline - t0),
             "seconds_from_start": None if done is None else done - t0,
@@ -74,7 +73,7 @@ def join(c: Cluster, n: int, threads: int, max_s: float) -> dict[str, Any]:
 def run(root: Path, quick: bool = False) -> list[Figure]:
     n = 10_000 if quick else 100_000
     max_s = 60 if quick else 120
-    with Cluster(root / "nodes", n=3) as c:
+    with Cluster(root / "nodes", n=4) as c:
         assert THREADS_KEY in (c.home(2) / "config.toml").read_text()
         # annotations of real tasks (admission holds back those of an unknown task);
         # redundancy 4, so no item completes and the figure is sync alone, no voting
@@ -88,8 +87,10 @@ def run(root: Path, quick: bool = False) -> list[Figure]:
                 store.save_records(recs[k:k + 20_000])
             store.close()
         c.start(0, 1)
-        before = join(c, n, 1, max_s)
-        after = join(c, n, 0, max_s)
+        # two joiners, one after the other, so neither meets the other's leftovers
+        # (a restarted joiner finds its old sessions still open at the servers)
+        before = join(c, 2, n, 1, max_s)
+        after = join(c, 3, n, 0, max_s)
         sample = [r.data for r in recs[: min(n, 20_000)]]
     with tempfile.TemporaryDirectory() as d:
         # a peer's records, as sync saves them: no fsync of their own
