@@ -239,6 +239,8 @@ class RPC:
             calls.append({"jsonrpc": "2.0", "id": self._id, "method": "record.submit",
                           "params": {"record": base64.b64encode(data).decode()}})
         replies = self.post(calls)
+        if isinstance(replies, dict):  # the whole batch refused
+            raise RuntimeError(f"record.submit batch refused: {replies.get('error')}")
         bad = [r["error"] for r in replies if "error" in r]
         if bad:
             raise RuntimeError(f"record.submit refused {len(bad)}: {bad[0]}")

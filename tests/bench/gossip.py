@@ -148,7 +148,9 @@ def _paced_writer(home: Path, recs: list[Any], rate: float, sent: dict[bytes, fl
     try:
         while i < len(recs):
             now = time.monotonic()
-            j = min(len(recs), int((now - t0) * rate) + 1)
+            # at most 500 a request (the RPC refuses batches over 1,000): a writer that
+            # fell behind catches up in several requests
+            j = min(len(recs), int((now - t0) * rate) + 1, i + 500)
             if j > i:
                 for r in recs[i:j]:
                     sent[r.cid] = now
