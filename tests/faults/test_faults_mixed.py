@@ -53,7 +53,7 @@ from protocol.keys import Signer, SigningKey
 from protocol.records import PREVOTE, Annotation, Task, Vote, VoteEntry, sign_record
 
 from .common import HTTPRPC, RPCFailure, Workload, make_workload
-from .summary import FULL, add, note
+from .summary import add, note
 from .test_faults_attack_edge import attack_bitswap, attack_pubsub, metric
 from .test_faults_attack_records import _flood, open_attacker
 
@@ -303,7 +303,6 @@ def rpc_abuse(run: Run) -> None:
 
 # ---------------------------------------------------------------- the scenario
 
-@pytest.mark.skipif(not FULL, reason="make faults only (ANNOT_FAULTS_FULL=1): 60 s of attack")
 async def test_mixed_attack_keeps_honest_work_final(cluster_factory: Any,
                                                     tmp_path: Path) -> None:
     c: Cluster = cluster_factory(4)
