@@ -124,11 +124,5 @@ def run(root: Path, quick: bool = False) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    import json
-    import sys
-
-    from tests.bench.common import table
-    with tempfile.TemporaryDirectory() as d:
-        figs = run(Path(d), "--quick" in sys.argv)
-    print(table(figs))
-    print(json.dumps(figs[0].notes))
+    from tests.bench.common import main
+    main(run)

@@ -22,8 +22,10 @@ import json
 import os
 import sqlite3
 import statistics
+import sys
+import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -310,3 +312,12 @@ def machine() -> dict[str, Any]:
     return {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "nproc": os.cpu_count(),
             "python": platform.python_version(), "cpu": model,
             "loadavg": os.getloadavg()}
+
+
+def main(run: Callable[[Path, bool], list[Figure]]) -> None:
+    """``python -m tests.bench.NAME [--quick]``: one benchmark alone, printed with its notes."""
+    with tempfile.TemporaryDirectory() as d:
+        figs = run(Path(d), "--quick" in sys.argv)
+    print(table(figs))
+    for f in figs:
+        print(json.dumps(f.notes))

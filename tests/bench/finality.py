@@ -156,13 +156,5 @@ def run(root: Path, quick: bool = False, rpc_bench: Any = None) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    import json
-    import sys
-    import tempfile
-
-    from tests.bench.common import table
-    with tempfile.TemporaryDirectory() as d:
-        figs = run(Path(d), "--quick" in sys.argv)
-    print(table(figs))
-    for f in figs:
-        print(json.dumps(f.notes))
+    from tests.bench.common import main
+    main(run)

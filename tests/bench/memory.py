@@ -253,11 +253,5 @@ def _chunk(span: tuple[int, int]) -> list[Record]:
 
 
 if __name__ == "__main__":
-    import json
-    import tempfile
-
-    from tests.bench.common import table
-    with tempfile.TemporaryDirectory() as d:
-        figs = run(Path(d), "--quick" in sys.argv)
-    print(table(figs))
-    print(json.dumps(figs[0].notes))
+    from tests.bench.common import main
+    main(run)

@@ -75,11 +75,5 @@ def run(root: Path, quick: bool = False) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    import tempfile
-
-    from tests.bench.common import table
-    with tempfile.TemporaryDirectory() as d:
-        figs = run(Path(d), "--quick" in sys.argv)
-    print(table(figs))
-    for f in figs:
-        print(json.dumps(f.notes))
+    from tests.bench.common import main
+    main(run)

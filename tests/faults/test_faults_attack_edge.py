@@ -94,9 +94,10 @@ async def attack_bitswap(host: Any, victim: ID, frames: int) -> int:
     return frames
 
 
-def attack_rpc(c: Cluster) -> None:
-    url = (c.home(0) / "rpc.url").read_text().strip()
-    token = (c.home(0) / "rpc.token").read_text().strip()
+def attack_rpc(c: Cluster, node: int = 0) -> None:
+    """Deep JSON, bad cursors and a rebinding Host header at one node's admin RPC."""
+    url = (c.home(node) / "rpc.url").read_text().strip()
+    token = (c.home(node) / "rpc.token").read_text().strip()
     auth = {"Authorization": f"Bearer {token}", "content-type": "application/json"}
     r = httpx.post(url + "/rpc", content=b"[" * 2000 + b"]" * 2000, headers=auth, timeout=10)
     assert r.json()["error"]["code"] == -32700

@@ -37,7 +37,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 import pytest
 import trio
@@ -54,7 +53,7 @@ from protocol.records import PREVOTE, Annotation, Task, Vote, VoteEntry, sign_re
 
 from .common import HTTPRPC, RPCFailure, Workload, make_workload
 from .summary import add, note
-from .test_faults_attack_edge import attack_bitswap, attack_pubsub, metric
+from .test_faults_attack_edge import attack_bitswap, attack_pubsub, attack_rpc, metric
 from .test_faults_attack_records import _flood, open_attacker
 
 pytestmark = pytest.mark.slow
@@ -284,19 +283,7 @@ def rpc_abuse(run: Run) -> None:
     for k in range(int(ATTACK_S / 2)):
         if time.monotonic() > run.deadline_wall:
             break
-        i = k % 4
-        url = (run.c.home(i) / "rpc.url").read_text().strip()
-        token = (run.c.home(i) / "rpc.token").read_text().strip()
-        auth = {"Authorization": f"Bearer {token}", "content-type": "application/json"}
-        r = httpx.post(url + "/rpc", content=b"[" * 2000 + b"]" * 2000, headers=auth,
-                       timeout=10)
-        assert r.json()["error"]["code"] == -32700
-        for cursor in ("²", "9" * 400):
-            r = httpx.post(url + "/rpc", headers=auth, timeout=10, json={
-                "jsonrpc": "2.0", "id": 1, "method": "task.list", "params": {"cursor": cursor}})
-            assert r.json()["error"]["code"] == -32602
-        r = httpx.get(url + "/metrics", headers={"Host": "rebind.attacker.test"}, timeout=10)
-        assert r.status_code == 403
+        attack_rpc(run.c, k % 4)
         run.sent["rpc_abuse_requests"] = run.sent.get("rpc_abuse_requests", 0) + 4
         time.sleep(2.0)
 
