@@ -159,9 +159,12 @@ async def handle_body(
         if method in CONCURRENT:  # a run of one method: blocks never race a record
             while j < len(payload) and _method_of(payload[j]) == method:
                 j += 1
-        async with trio.open_nursery() as nursery:
-            for k in range(i, j):
-                nursery.start_soon(run, k)
+        if j == i + 1:  # one call: no task of its own
+            await run(i)
+        else:
+            async with trio.open_nursery() as nursery:
+                for k in range(i, j):
+                    nursery.start_soon(run, k)
         i = j
     parts = [_encode_response(r) for r in responses if r is not None]
     return b"[" + b",".join(parts) + b"]" if parts else None
