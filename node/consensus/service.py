@@ -74,6 +74,7 @@ log = logging.getLogger("annot.consensus")
 PHASES = {PREVOTE: "prevote", PRECOMMIT: "precommit"}
 MAX_ROUNDS_AHEAD = 1000  # rounds take seconds each; honest votes are never this far ahead
 MAX_WAITING_VOTES = 10_000  # vote records kept for tasks not here (or not resolved) yet
+SYNC_COALESCE_S = 0.05  # item syncs asked for within this share one sync
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +115,6 @@ class ConsensusService:
         self._sync_keys: set[Key] = set()
         self._started: set[Key] = set()
         self._sync_wakeup = trio.Event()
-        self._sync_done: trio.Event | None = None  # set when the running sync ends
         self._sync_wait_s = genesis.params.round_timeout_ms / 2000
         self._waiting: dict[bytes, list[Record]] = {}  # task → votes waiting for it
         self._n_waiting = 0
@@ -368,19 +368,20 @@ class ConsensusService:
         async with trio.open_nursery() as nursery:
             while True:
                 await self._sync_wakeup.wait()
+                await trio.sleep(SYNC_COALESCE_S)  # the keys of one burst share a sync
                 self._sync_wakeup = trio.Event()
                 keys, self._sync_keys = self._sync_keys, set()
-                done = self._sync_done
-                if done is None:  # one sync at a time; later keys share the running one
-                    done = self._sync_done = trio.Event()
-                    nursery.start_soon(self._run_sync, done)
+                # a sync of its own, not a share of one already running: that one may
+                # be stuck on a peer across a partition until its timeout. Peers with a
+                # session in progress are skipped (p2p), so this opens no second one.
+                done = trio.Event()
+                nursery.start_soon(self._run_sync, done)
                 nursery.start_soon(self._refresh_after, keys, done)
 
     async def _run_sync(self, done: trio.Event) -> None:
         try:
             await self.ports.request_sync()
         finally:
-            self._sync_done = None
             done.set()
 
     async def _refresh_after(self, keys: set[Key], done: trio.Event) -> None:

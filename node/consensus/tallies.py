@@ -39,6 +39,7 @@ from protocol.tally import TALLY_TAG, compute_tally, decode_tally, encode_tally,
 
 log = logging.getLogger("annot.tallies")
 FETCH_TIMEOUT_S = 5.0
+SYNC_WAIT_S = 1.0  # how long a first tally vote waits for the sync before it
 
 
 def tally_block_cid(root: bytes) -> bytes:
@@ -137,9 +138,9 @@ class TallyKeeper:
     async def serve(self) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.payouts.serve)
-            await self._serve_tallies()
+            await self._serve_tallies(nursery)
 
-    async def _serve_tallies(self) -> None:
+    async def _serve_tallies(self, nursery: trio.Nursery) -> None:
         settle = self.settle_s
         while True:
             # while a tally is open, re-check now and then: our root may change
@@ -149,7 +150,14 @@ class TallyKeeper:
             unvoted = [t for t in self._complete if t not in self._own_root]
             if unvoted and self.validator is not None:
                 await trio.sleep(settle)  # let late annotations and precommits arrive
-                await self.ports.request_sync()
+                # and pull what peers hold, but vote without waiting past
+                # SYNC_WAIT_S: a peer across a partition holds its sync session until
+                # a timeout (20 s) while the quorum could tally. A vote cast before a
+                # late precommit arrives is cast again here if the root moves.
+                done = trio.Event()
+                nursery.start_soon(self._sync, done)
+                with trio.move_on_after(SYNC_WAIT_S):
+                    await done.wait()
             behind = {}
             for task in sorted(self._complete):
                 other = self._step(task)
@@ -157,6 +165,12 @@ class TallyKeeper:
                     behind[task] = other
             for task, root in behind.items():
                 await self._adopt(task, root)
+
+    async def _sync(self, done: trio.Event) -> None:
+        try:
+            await self.ports.request_sync()
+        finally:
+            done.set()
 
     def _step(self, task: bytes) -> bytes | None:
         """Vote our root; store the tally if it is final. Return the final root when it

@@ -360,7 +360,12 @@ class Sync:
                 self._req_send.send_nowait(p)
 
     async def request_sync(self, peer: str | None = None) -> int:
-        """Sync now with ``peer`` (errors raise) or every peer (errors are logged)."""
+        """Sync now with ``peer`` (errors raise) or every peer (errors are logged).
+
+        For every peer, a peer with a session in progress is skipped, not waited for:
+        that session is already pulling what it holds, and a peer we cannot reach (a
+        partition leaves its connection open) holds its session until a timeout,
+        which would hold every caller — consensus rounds and tally votes — as long."""
         if peer is not None:
             return await self.sync_with(peer)
         total = 0
@@ -374,7 +379,9 @@ class Sync:
 
         async with trio.open_nursery() as nursery:
             for p in self.host.connected_peers():
-                nursery.start_soon(one, p)
+                lock = self._locks.get(p)
+                if lock is None or not lock.locked():
+                    nursery.start_soon(one, p)
         return total
 
     def on_connection(self, ev: ConnEvent) -> None:

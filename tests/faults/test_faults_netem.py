@@ -162,6 +162,22 @@ def final_count(c: Cluster, i: int, task: str, items: list[str]) -> int:
     return sum(r["final"] is not None for r in replies)
 
 
+def stuck_report(c: Cluster, task: str, items: list[str], nodes: tuple[int, ...]) -> str:
+    """Where each node stands on the items not final everywhere, and on the tally."""
+    lines = []
+    for i in nodes:
+        got = c.rpc_batch(i, [("item.get", {"task": task, "item": it}) for it in items])
+        for k, g in enumerate(got):
+            if g["final"] is None:
+                labels = sorted(a["label"] for a in g["annotations"])
+                lines.append(f"node{i} item {k}: round {g['round']} {g['phase']} proposal "
+                             f"{g['proposal']} locked {g['locked']} labels {labels}")
+        tally = c.rpc(i, "tally.get", task=task)
+        lines.append(f"node{i} tally final {tally['final']} votes {tally['votes']} "
+                     f"quorum {tally['quorum_root']}")
+    return "\n".join(lines)
+
+
 def final_items(c: Cluster, i: int, task: str, items: list[str]) -> set[str]:
     """The items final at node ``i`` (an item or task not there yet is not final)."""
     client, ns = c.client(i), c.netns[i]
@@ -356,9 +372,12 @@ def run_cycle(c: Cluster, lab: NetLab, w: Writer, watch: FinalWatch,
     t_cross = time.monotonic()
     c.submit_many(3, w.labels(k[4], task2, items2, lambda s: LABELS[1]))
     c.submit_many(0, w.labels(k[5], task2, items2, lambda s: LABELS[s % 2]))
-    c.wait(lambda: all(final_count(c, i, task2, items2) == len(items2) for i in (0, 1, 2))
-           and all(c.rpc(i, "tally.get", task=task2)["final"] for i in (0, 1, 2)), SETTLE_S,
-           "the 3-node majority finalizes every item and the tally", 0.5)
+    try:
+        c.wait(lambda: all(final_count(c, i, task2, items2) == len(items2) for i in (0, 1, 2))
+               and all(c.rpc(i, "tally.get", task=task2)["final"] for i in (0, 1, 2)),
+               SETTLE_S, "the 3-node majority finalizes every item and the tally", 0.5)
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}\n{stuck_report(c, task2, items2, (0, 1, 2))}") from None
     # from the crossover: the time before it (each side's labels crossing its own bad
     # links, then the hold) used to be counted here too, which read as a slow quorum
     majority_s = time.monotonic() - t_cross
