@@ -111,6 +111,8 @@ async def open_running_node(home: NodeHome, config: Config | None = None
                 # gossip refuses (never forwards) messages holding a never-valid record
                 # and charges their sender; sync and bitswap offenders are charged too
                 p2p.set_screen(node.ingest.screen)
+                # records waiting for their task are held too: not pulled again each sync
+                p2p.set_pool(node.ingest.admission)
                 # ingest calls on_invalid(peer, reason): a keyword ``layer`` here collided
                 # with penalize's second positional parameter (TypeError on the first
                 # never-valid record from sync, which ended the daemon)

@@ -33,6 +33,7 @@ and the configured limits are gauges.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -274,6 +275,17 @@ class Admission:
         for r, _ in out:
             del self._pool[r.cid]
         self.pending_gauge.set(len(self._pool))
+        return out
+
+    def holds(self, cid: bytes) -> bool:
+        """Whether the record ``cid`` waits in the pool."""
+        return cid in self._pool
+
+    def pooled_seqs(self, limit: int) -> dict[bytes, list[int]]:
+        """Author → seqs of pooled records (at most ``limit``), for sync's "have" list."""
+        out: dict[bytes, list[int]] = {}
+        for _, r, _, _ in itertools.islice(self._pool.values(), limit):
+            out.setdefault(r.author, []).append(r.seq)
         return out
 
     @property

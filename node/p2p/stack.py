@@ -28,7 +28,7 @@ from node.p2p.gossip import Gossip, OnRecords, serve_gossip
 from node.p2p.health import PeerSyncHealth, SyncHealth
 from node.p2p.host import ConnEvent, P2PHost, open_host, serve_bootstrap
 from node.p2p.peers import BanList, P2PCounters, PeerScores
-from node.p2p.sync import Sync
+from node.p2p.sync import Pool, Sync
 from node.store.db import Store
 from protocol.genesis import Genesis
 from protocol.keys import SigningKey
@@ -55,6 +55,13 @@ class P2PNode:
         """Have gossip refuse (not forward, charge the sender) messages holding a record
         ``screen`` calls never-valid; pass ``node.ingest.screen``."""
         self.gossip.screen = screen
+
+    def set_pool(self, pool: Pool) -> None:
+        """Records held outside the store (admission's pending pool): sync tells peers
+        it has them, and gossip and sync skip them like stored ones."""
+        self.sync.pool = pool
+        store_has = self.gossip.known
+        self.gossip.known = lambda cid: store_has(cid) or pool.holds(cid)
 
     def sync_health(self) -> list[PeerSyncHealth]:
         """Per peer (connected, recently synced or banned), sorted by peer id: records

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgpack
 import trio
@@ -64,6 +64,16 @@ MAX_SERVER_SESSIONS = 16
 MAX_SERVER_SESSIONS_PER_PEER = 2
 WRONG_NETWORK_BAN_S = 300.0
 MIN_THREAD_CHUNK = 32  # below this, one thread: a thread hop costs ~50 us
+
+
+class Pool(Protocol):
+    """Records this node verified and holds outside its store (admission's pending pool:
+    records waiting for their task). Sync lists them as held, so no peer sends them
+    again on every sync while they wait."""
+
+    def holds(self, cid: bytes) -> bool: ...
+
+    def pooled_seqs(self, limit: int) -> dict[bytes, list[int]]: ...
 
 
 class SyncError(NodeError):
@@ -105,6 +115,7 @@ class Sync:
         self._req_send, self._req_recv = trio.open_memory_channel[str](math.inf)
         self._inflight: set[bytes] = set()  # CIDs a session is verifying right now
         self._threads = config.verify_threads or max(1, os.cpu_count() or 1)
+        self.pool: Pool | None = None  # set by the node (P2PNode.set_pool)
 
     # ------------------------------------------------------------ frames on a stream
     async def _read(self, rw: Any) -> fr.Frame:
@@ -262,7 +273,7 @@ class Sync:
         rw = VarIntLengthMsgReadWriter(stream, max_msg_size=self._cap)
         total = 0
         v11 = str(stream.get_protocol()) == fr.SYNC_PROTOCOL_V11
-        have = self.store.held_above_clock(fr.HAVE_PER_SESSION) if v11 else None
+        have = self._have() if v11 else None
         try:
             for data in fr.iter_hello_frames(self._net, self.store.clock(), have):
                 await self._write(rw, data)
@@ -281,6 +292,16 @@ class Sync:
         finally:
             await _close(stream)
 
+    def _have(self) -> dict[bytes, list[int]]:
+        """(author → seqs) we hold past our clock: in the store past a seq gap, and in
+        the pool (records waiting for their task were re-sent on every sync: 12-32k
+        records a minute from one peer serving a gap author, issue 13)."""
+        have = self.store.held_above_clock(fr.HAVE_PER_SESSION)
+        if self.pool is not None:
+            for author, seqs in self.pool.pooled_seqs(fr.HAVE_PER_SESSION).items():
+                have.setdefault(author, []).extend(seqs)
+        return have
+
     async def _take(self, datas: tuple[bytes, ...], peer: str) -> int:
         """Verify and hand on one recs frame; return how many records went on.
 
@@ -293,7 +314,8 @@ class Sync:
         claimed: list[bytes] = []
         for d in datas:
             cid = cid_bytes(d)
-            if cid in self._inflight or self.store.has(cid):
+            if cid in self._inflight or self.store.has(cid) or (
+                    self.pool is not None and self.pool.holds(cid)):
                 continue
             self._inflight.add(cid)
             claimed.append(cid)

@@ -12,6 +12,7 @@ Both run real libp2p hosts on 127.0.0.1.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -19,8 +20,13 @@ from libp2p.io.msgio import VarIntLengthMsgReadWriter
 from libp2p.peer.id import ID
 from p2p_cluster import key, make_records, open_cluster, wait_until
 
+from node.core.ingest import Ingest
+from node.core.metrics import Metrics
+from node.p2p import P2PNode, serve_p2p
 from node.p2p import frames as fr
 from node.p2p.health import PeerSyncHealth
+from node.store.db import open_store
+from protocol.records import Record
 
 
 async def test_records_past_a_gap_are_sent_once(tmp_path: Path) -> None:
@@ -76,3 +82,35 @@ async def test_a_huge_clock_is_served_not_penalized(tmp_path: Path) -> None:
         assert server.scores.count(honest.peer_id) == 0
         assert not server.host.is_banned(honest.peer_id)
         assert not server.counters.rejected
+
+
+async def test_records_waiting_for_their_task_are_not_pulled_again(tmp_path: Path) -> None:
+    """Records for a task not seen yet wait in admission's pool, not the store; their
+    sender used to send them again on every sync (12-32k records a minute from one
+    peer in the mixed attack). The client now lists them as held."""
+    async with open_cluster(tmp_path, 1) as c:
+        server = c.nodes[0]
+        # author 7 labelled a task nobody here has: seqs 1..30 past no gap at all
+        c.stores[0].save_records(make_records(c.genesis, key(7), range(1, 31)))
+        store = open_store(tmp_path / "client.db")
+        ingest = Ingest(store, c.genesis, Metrics(), lambda data: None)
+        client: P2PNode = await c.nursery.start(partial(
+            serve_p2p, key(1), c.genesis, c.config, store,
+            lambda records, peer: _accept(ingest, records, peer)))
+        try:
+            client.set_pool(ingest.admission)
+            await client.connect(server.listen_addrs()[0])
+            await wait_until(lambda: server.peer_id in client.peers())
+            await client.request_sync(server.peer_id)  # the sync on connect may bring them
+            await wait_until(lambda: ingest.admission.pending == 30)
+            assert store.count() == 0
+            served = server.counters.sync_served
+            for _ in range(3):
+                assert await client.request_sync(server.peer_id) == 0
+            assert server.counters.sync_served == served  # none sent again
+        finally:
+            store.close()
+
+
+async def _accept(ingest: Ingest, records: list[Record], peer: str) -> None:
+    ingest.accept(records, source=peer)
