@@ -18,6 +18,7 @@ import trio
 import trio.testing
 from consensus_net import ANNOTATORS, Net, annotation, items_of, make_genesis, task_record
 
+from node.consensus.service import SYNC_COALESCE_S
 from node.core.admission import Verdict
 from protocol.cid import cid_bytes
 from protocol.records import PREVOTE, Vote, VoteEntry, sign_record
@@ -110,9 +111,9 @@ async def test_votes_before_their_task_wait_then_count(
 async def test_a_sync_stuck_on_a_dead_peer_does_not_hold_the_round(
         autojump_clock: trio.testing.MockClock) -> None:
     """Round skip to round 1 asks for a sync; the sync never ends (the dead peer).
-    The round-1 prevote goes out when proposals are refreshed, half the base round
-    timeout (1.0 s) later, plus the vote batch delay (10 ms) — not at the propose
-    timeout of round 1 (2.0 + 1 x 1.0 s)."""
+    The round-1 prevote goes out when proposals are refreshed: after the syncs'
+    coalescing delay (SYNC_COALESCE_S), half the base round timeout (1.0 s) and the
+    vote batch delay (10 ms) — not at the propose timeout of round 1 (2.0 + 1 x 1.0 s)."""
     async def stuck() -> None:
         await trio.sleep_forever()
 
@@ -136,5 +137,6 @@ async def test_a_sync_stuck_on_a_dead_peer_does_not_hold_the_round(
         prevotes = [(t, r.body.round) for t, r in n.signed  # type: ignore[union-attr]
                     if r.body.phase == PREVOTE]  # type: ignore[union-attr]
         assert prevotes[1][1] == 1
-        assert abs(prevotes[1][0] - (t_skip + 1.0 + 0.01)) < 1e-9, prevotes
+        expected = t_skip + SYNC_COALESCE_S + 1.0 + 0.01
+        assert abs(prevotes[1][0] - expected) < 1e-9, prevotes
         nursery.cancel_scope.cancel()
