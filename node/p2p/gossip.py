@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
 from libp2p.tools.anyio_service import background_trio_service
 
@@ -59,7 +61,19 @@ OUT_BUFFER_BYTES = 8 * 1024 * 1024  # records waiting to be gossiped
 PUBLISH_TIMEOUT_S = 10.0
 BATCH_OVERHEAD = 8  # msgpack header bytes per record, generously
 OUTBOUND_HIGH_WATER = 16  # py-libp2p drops RPCs silently past 32 queued per peer
+DIRECT_DIAL_NEVER_S = 10**9  # gossipsub's own dialing of direct peers: off
 OUTBOUND_WAIT_S = 1.0  # how long a publish waits for a slow peer's queue to drain
+
+
+def validator_peers(genesis: Genesis, own: str) -> list[PeerInfo]:
+    """The other validators, if this node is one (explicit peering must be mutual:
+    gossipsub refuses a mesh GRAFT from a direct peer, so an observer that named the
+    validators direct would never be meshed by them)."""
+    ids = [v.peer_id for v in genesis.validators]
+    if own not in ids:
+        return []
+    # no addresses: the bootstrap loop connects; gossipsub only routes by peer id
+    return [PeerInfo(ID.from_base58(p), []) for p in ids if p != own]
 
 
 class Gossip:
@@ -84,6 +98,14 @@ class Gossip:
         self.router: Any = GossipSub(
             protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID],
             degree=6, degree_low=4, degree_high=12,
+            # a validator sends every message straight to every other validator
+            # (gossipsub v1.1 explicit peering), not only to the mesh: strangers that
+            # join the topic fill the mesh (D_high 12) and pushed honest validators
+            # out of it, so records reached them by sync, a second later (issue 13)
+            direct_peers=validator_peers(genesis, host.peer_id),
+            # and never dials them itself: the bootstrap loop does, with backoff (two
+            # dialers racing made connections that never completed a stream)
+            direct_connect_initial_delay=float(DIRECT_DIAL_NEVER_S),
             # py-libp2p's default is 120 s; typed int, but a float sleeps fine
             heartbeat_interval=config.heartbeat_s,  # type: ignore[arg-type]
             heartbeat_initial_delay=min(config.heartbeat_s, 0.5),
@@ -100,13 +122,14 @@ class Gossip:
         self._out_send, self._out_recv = trio.open_memory_channel[bytes](
             OUT_BUFFER_BYTES // 64)
         self._out_bytes = 0
+        self._stuck: set[Any] = set()  # peers whose pubsub queue stays full (see below)
 
     # ------------------------------------------------------------ inbound
     def decode_message(self, payload: bytes) -> list[Record]:
         """Decode and verify a whole batch, or raise the first record's error.
 
-        Records already stored here (same bytes, so same CID) were verified when
-        they were stored: they are skipped, not verified again — gossip and sync
+        Records already held here (same bytes, so same CID) were verified when they
+        were stored or pooled: they are skipped, not verified again — gossip and sync
         often deliver the same record twice."""
         return [decode_record(d, self._network_id, self._limits)
                 for d in decode_batch(payload, self._max_in, self._limits.max_bytes)
@@ -193,9 +216,23 @@ class Gossip:
     async def _wait_for_room(self) -> None:
         # publish() only enqueues; publishing in a tight loop overflows the per-peer
         # queue of 32 RPCs before its writer runs (measured: 22 of 1000 delivered).
+        # A peer whose queue stayed full for a whole wait is stuck (it does not read):
+        # it is not waited for again until its queue drains. Waiting for it on every
+        # publish let one non-reading stranger hold each batch for a second, so honest
+        # validators got their records by sync instead (issue 13's mixed attack).
         deadline = trio.current_time() + OUTBOUND_WAIT_S
-        while trio.current_time() < deadline and any(
-                len(q) >= OUTBOUND_HIGH_WATER for q in self.pubsub.peer_queues.values()):
+        while True:
+            full = {p for p, q in self.pubsub.peer_queues.items()
+                    if len(q) >= OUTBOUND_HIGH_WATER}
+            self._stuck &= full
+            waiting = full - self._stuck
+            if not waiting:
+                return
+            if trio.current_time() >= deadline:
+                self._stuck |= waiting
+                log.info("gossip: not waiting for %d peer(s) that do not read: %s",
+                         len(waiting), ", ".join(sorted(str(p) for p in waiting)))
+                return
             await trio.sleep(0.001)
 
     def _take_nowait(self, batch: list[bytes], size: int) -> tuple[int, bytes | None]:
