@@ -1,0 +1,212 @@
+"""The mixed attack's p2p attackers, in a process of their own at the lowest CPU priority.
+
+``python -m tests.faults.mixed_attackers SPEC.json`` (run by
+``test_faults_mixed.py``, with ``tests/`` on ``PYTHONPATH``) runs every p2p attack
+class of the mixed scenario at once for ``attack_s`` seconds, each bounded in
+count, and writes what it sent to ``spec["out"]``.
+
+Why a process of its own, at ``nice 19``: an attacker's CPU is on the attacker's
+machine. Run inside the test process, it took the same two cores as the four
+honest nodes (and the GIL from the honest client), so the honest rate measured
+the attack's own signing, Noise and msgpack work as much as its cost to the
+nodes. At nice 19 it still sends everything it is asked to (the counts are
+printed and checked), but only from CPU the nodes leave idle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+from libp2p.peer.id import ID
+
+from node.core.config import Config
+from node.p2p.frames import encode_batch
+from node.p2p.host import open_host
+from node.store.db import open_store
+from protocol import cid as cidlib
+from protocol.genesis import Genesis, genesis_from_json
+from protocol.keys import Signer, SigningKey
+from protocol.records import PREVOTE, Annotation, Vote, VoteEntry, sign_record
+
+from .test_faults_attack_edge import attack_bitswap, attack_pubsub
+from .test_faults_attack_records import _flood, open_attacker
+
+SYBIL_ROUNDS, SYBILS = 4, 1_000
+BYZ_VOTES = 20
+GAP_AUTHOR = SigningKey(b"\xf9" * 32)
+CLASSES = ("pubsub", "bitswap", "seq_gap", "sybil", "byzantine", "large_gossip", "fork")
+
+
+@dataclass
+class Attack:
+    """What the attackers know: the nodes' addresses, the network, the time left."""
+
+    addrs: list[str]
+    peer_ids: list[str]
+    genesis: Genesis
+    tmp: Path
+    attack_s: float
+    deadline: float = 0.0  # trio's clock
+    sent: dict[str, int] = field(default_factory=dict)
+
+    def count(self, what: str, n: int) -> None:
+        self.sent[what] = self.sent.get(what, 0) + n
+
+
+async def pause(a: Attack, seconds: float) -> None:
+    """Sleep ``seconds``, but not past the end of the attack."""
+    await trio.sleep(max(0.0, min(seconds, a.deadline - trio.current_time())))
+
+
+async def pubsub_frames(a: Attack) -> None:
+    threshold = Config.for_tests().gossip.invalid_threshold
+    for k in range(8):
+        if trio.current_time() > a.deadline:
+            break
+        victim = ID.from_base58(a.peer_ids[k % 4])
+        async with open_host(SigningKey(bytes([0xa0 + k]) * 32), Config.for_tests().p2p) as h:
+            await h.connect(a.addrs[k % 4])
+            a.count("malformed_frames", await attack_pubsub(h, victim, threshold + 5))
+        await pause(a, a.attack_s / 8)
+
+
+async def bitswap_floods(a: Attack) -> None:
+    for k in range(4):
+        if trio.current_time() > a.deadline:
+            break
+        victim = ID.from_base58(a.peer_ids[k % 4])
+        async with open_host(SigningKey(bytes([0xb0 + k]) * 32), Config.for_tests().p2p) as h:
+            await h.connect(a.addrs[k % 4])
+            with trio.move_on_after(max(0.0, min(a.attack_s / 4,
+                                                 a.deadline - trio.current_time()))):
+                await attack_bitswap(h, victim, 2)
+                a.count("bitswap_want_frames", 2)
+                await trio.sleep(a.attack_s / 4)  # a slow reader that never reads its replies
+
+
+def sign_sybils(net: bytes) -> list[list[bytes]]:
+    """Per round, ``SYBILS`` annotations from fresh keys for a task nobody published."""
+    item = cidlib.cid_bytes(b"mixed ghost item")
+    out = []
+    for k in range(SYBIL_ROUNDS):
+        ghost = cidlib.cid_bytes(b"a task nobody published %d" % k)
+        out.append([sign_record(net, SigningKey((k << 20 | j).to_bytes(4, "big") * 8), 1,
+                                Annotation(ghost, item, "cat")).data
+                    for j in range(1, SYBILS + 1)])
+    return out
+
+
+async def sybils(a: Attack, rounds: list[list[bytes]]) -> None:
+    for k, recs in enumerate(rounds):
+        if trio.current_time() > a.deadline:
+            break
+        await _flood(a.tmp, SigningKey(bytes([0xc0 + k]) * 32), a.genesis, a.addrs,
+                     [encode_batch(recs[i:i + 64]) for i in range(0, len(recs), 64)])
+        a.count("sybil_records", len(recs))
+        await pause(a, a.attack_s / (2 * SYBIL_ROUNDS))  # every round well inside
+
+
+def sign_byzantine(net: bytes, validator: SigningKey, task: bytes) -> list[bytes]:
+    """Votes with a validator's key: 3,000 entries (genesis limit 256), round 2^31,
+    items that do not exist."""
+    return [sign_record(net, validator, 10_000 + s, Vote(
+        PREVOTE, 2**31, tuple(VoteEntry(task, cidlib.cid_bytes(b"ghost %d %d" % (s, k)), "cat")
+                              for k in range(3_000)))).data for s in range(BYZ_VOTES)]
+
+
+async def byzantine_votes(a: Attack, byz: list[bytes]) -> None:
+    await pause(a, 6.0)  # while the honest task is labelled
+    await _flood(a.tmp, SigningKey(b"\xd0" * 32), a.genesis, a.addrs[:3],
+                 [encode_batch([d]) for d in byz])
+    a.count("byzantine_votes", len(byz))
+
+
+async def fork_split(a: Attack, x: bytes, y: bytes) -> None:
+    """One seq, two labels: ``x`` gossiped to node 0 and ``y`` to node 2 at once, by two
+    peers each connected to one of them (the RPC refuses a reused seq, so a forker
+    goes around it)."""
+    async with trio.open_nursery() as nursery:
+        for key, i, d in ((b"\xd4", 0, x), (b"\xd5", 2, y)):
+            nursery.start_soon(_flood, a.tmp, SigningKey(key * 32), a.genesis,
+                               [a.addrs[i]], [encode_batch([d])])
+    a.count("fork_variants", 2)
+
+
+async def large_gossip(a: Attack, tasks: list[bytes]) -> None:
+    """Big task records published while fresh peers join node 0 (finding 2)."""
+    async with open_attacker(a.tmp, SigningKey(b"\xd1" * 32), a.genesis) as p:
+        for addr in a.addrs:
+            await p.connect(addr)
+        await trio.sleep(1.0)
+        async with trio.open_nursery() as nursery:
+            async def join(k: int) -> None:
+                await trio.sleep(0.2 * k)
+                async with open_attacker(a.tmp, SigningKey(bytes([0xd8 + k]) * 32),
+                                         a.genesis) as joiner:
+                    await joiner.connect(a.addrs[0])
+                    await trio.sleep(3.0)
+            for k in range(3):
+                nursery.start_soon(join, k)
+            for d in tasks:
+                p.publish_nowait(d)
+                await trio.sleep(0.3)
+        a.count("large_task_records", len(tasks))
+        await trio.sleep(3.0)
+
+
+async def seq_gap_server(a: Attack) -> None:
+    """A peer holding one author's records past a missing seq; every node syncs from it
+    every second for the whole attack (the records name a task nobody has: the pool)."""
+    net = a.genesis.network_id
+    ghost = cidlib.cid_bytes(b"the gap author's task")
+    recs = [sign_record(net, Signer(GAP_AUTHOR), s, Annotation(
+        ghost, cidlib.cid_bytes(b"gap %d" % s), "cat")) for s in range(1, 201) if s != 3]
+    key = SigningKey(b"\xd2" * 32)
+    store = open_store(a.tmp / f"attacker-{key.peer_id[-6:]}.db", durable=False)  # its store
+    store.save_records(recs)
+    store.close()
+    async with open_attacker(a.tmp, key, a.genesis) as p:
+        for addr in a.addrs:
+            await p.connect(addr)
+        await trio.sleep_until(a.deadline)
+        a.count("seq_gap_records_served", p.counters.sync_served)
+
+
+async def run(spec: dict[str, Any]) -> dict[str, int]:
+    genesis = genesis_from_json(Path(spec["genesis"]).read_text())
+    a = Attack(spec["addrs"], spec["peer_ids"], genesis, Path(spec["tmp"]), spec["attack_s"])
+    net = genesis.network_id
+    task = bytes.fromhex(spec["task"])
+    sybil = sign_sybils(net)
+    byz = sign_byzantine(net, SigningKey(bytes.fromhex(spec["byz_seed"])), task)
+    big = [bytes.fromhex(d) for d in spec["big"]]
+    x, y = (bytes.fromhex(d) for d in spec["fork"])
+    attacks: dict[str, Any] = {
+        "pubsub": lambda: pubsub_frames(a), "bitswap": lambda: bitswap_floods(a),
+        "seq_gap": lambda: seq_gap_server(a), "sybil": lambda: sybils(a, sybil),
+        "byzantine": lambda: byzantine_votes(a, byz),
+        "large_gossip": lambda: large_gossip(a, big), "fork": lambda: fork_split(a, x, y)}
+    a.deadline = trio.current_time() + a.attack_s
+    Path(spec["ready"]).write_text("attacking\n")  # the honest client starts from here
+    async with trio.open_nursery() as nursery:
+        for name in spec["only"]:
+            nursery.start_soon(attacks[name])
+    return a.sent
+
+
+def main(argv: list[str]) -> int:
+    spec = json.loads(Path(argv[0]).read_text())
+    os.nice(19)  # only the CPU the honest nodes leave idle
+    sent = trio.run(run, spec)
+    Path(spec["out"]).write_text(json.dumps(sent))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
