@@ -19,9 +19,10 @@ import trio.testing
 from consensus_net import ANNOTATORS, Net, annotation, items_of, make_genesis, task_record
 
 from node.consensus.service import SYNC_COALESCE_S
+from node.consensus.tallies import SYNC_WAIT_S
 from node.core.admission import Verdict
 from protocol.cid import cid_bytes
-from protocol.records import PREVOTE, Vote, VoteEntry, sign_record
+from protocol.records import PREVOTE, TallyVote, Vote, VoteEntry, sign_record
 
 
 async def _settle() -> None:
@@ -139,4 +140,34 @@ async def test_a_sync_stuck_on_a_dead_peer_does_not_hold_the_round(
         assert prevotes[1][1] == 1
         expected = t_skip + SYNC_COALESCE_S + 1.0 + 0.01
         assert abs(prevotes[1][0] - expected) < 1e-9, prevotes
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_sync_stuck_on_a_dead_peer_does_not_hold_the_tally_vote(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """The tally keeper syncs before its first vote on a complete task. It awaited
+    that sync, and a peer across a partition holds its session until a timeout
+    (20 s): the 3|1 majority's tally waited for it (the netem CI failure). Now the
+    vote waits at most ``SYNC_WAIT_S`` after the settle time."""
+    async def stuck() -> None:
+        await trio.sleep_forever()
+
+    g, keys = make_genesis(1)  # one validator: its own vote is the quorum
+    net = Net(g, keys, request_sync=lambda i: stuck)
+    n = net.nodes[0]
+    task = task_record(g, items_of(2), redundancy=1)
+    items = task.body.items  # type: ignore[union-attr]
+    async with trio.open_nursery() as nursery:
+        await net.start(nursery)
+        net.submit(0, [task] + [annotation(g, ANNOTATORS[0], s + 1, task.cid, item, "cat")
+                                for s, item in enumerate(items)])
+        while n.store.final_count() < 2:
+            await trio.sleep(0.01)
+        t_final = trio.current_time()
+        with trio.fail_after(60):
+            while n.store.tally(task.cid) is None:
+                await trio.sleep(0.01)
+        votes = [t for t, r in n.signed if isinstance(r.body, TallyVote)]
+        # settle (0.1 s) + at most SYNC_WAIT_S for the sync + the loop's re-check (0.5 s)
+        assert votes and votes[0] - t_final <= 0.1 + SYNC_WAIT_S + 0.5 + 0.01, (t_final, votes)
         nursery.cancel_scope.cancel()
