@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 import trio
 from libp2p import new_host
 from libp2p.abc import IHost, INetStream
@@ -109,10 +110,18 @@ class Reader:
                 self.presences += len(decode_message(frame).presences)
 
 
-async def test_dont_have_flood_never_builds_an_oversized_message(tmp_path: Path) -> None:
+async def test_dont_have_flood_never_builds_an_oversized_message(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     per_frame = 40_000  # ~1.8 MB of wants per frame; two frames queue ~3.5 MB of DONT_HAVEs
     async with open_victim(tmp_path / "v") as (victim, service, store), \
             open_host() as attacker:
+        looked_up = [0]
+        has = BlockStore.has
+
+        def counting_has(self: BlockStore, cid: bytes) -> bool:
+            looked_up[0] += 1
+            return has(self, cid)
+        monkeypatch.setattr(BlockStore, "has", counting_has)
         reader = Reader(delay=2.0)
         attacker.set_stream_handler(PROTOCOL_V120, reader)
         await attacker.connect(PeerInfo(victim.get_id(), victim.get_addrs()))
@@ -138,6 +147,9 @@ async def test_dont_have_flood_never_builds_an_oversized_message(tmp_path: Path)
         assert sizes["wants"] <= cap and sizes["presences"] <= cap
         assert 0 < reader.largest <= MAX_MESSAGE_SIZE
         assert service.penalties(attacker.get_id()) >= 1  # the excess was charged
+        # and refused before any lookup: at most max_peer_wants stats per frame (it was
+        # one per want, 80,000 here), plus the honest peer's block
+        assert looked_up[0] <= 2 * cap + 10, looked_up
 
 
 async def test_throwaway_identities_leave_no_state_and_offenders_get_banned(
