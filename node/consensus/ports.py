@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+import trio
+
 from node.store.db import StoredAnnotation
 from protocol.records import Body, Record
 
@@ -67,6 +69,16 @@ PutBlock = Callable[[bytes], None]
 
 async def no_sync() -> None:
     """The sync port of a node without peers (and of single-node tests)."""
+
+
+async def sync_then_set(request_sync: RequestSync, done: trio.Event) -> None:
+    """Run one sync in the background and set ``done`` when it ends, however it ends:
+    callers wait on ``done`` with a bound of their own, so a sync stuck on a peer
+    across a partition never holds a round or a tally vote."""
+    try:
+        await request_sync()
+    finally:
+        done.set()
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from node.consensus.ports import ConsensusPorts
+from node.consensus.ports import ConsensusPorts, sync_then_set
 from node.consensus.proposals import Proposer
 from node.consensus.tallies import TallyKeeper, TallyState
 from node.core.config import ConsensusConfig
@@ -375,14 +375,8 @@ class ConsensusService:
                 # be stuck on a peer across a partition until its timeout. Peers with a
                 # session in progress are skipped (p2p), so this opens no second one.
                 done = trio.Event()
-                nursery.start_soon(self._run_sync, done)
+                nursery.start_soon(sync_then_set, self.ports.request_sync, done)
                 nursery.start_soon(self._refresh_after, keys, done)
-
-    async def _run_sync(self, done: trio.Event) -> None:
-        try:
-            await self.ports.request_sync()
-        finally:
-            done.set()
 
     async def _refresh_after(self, keys: set[Key], done: trio.Event) -> None:
         # the engine waits for a fresh proposal after each StartSync; a sync held up

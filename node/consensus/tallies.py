@@ -27,7 +27,7 @@ import trio
 
 from node.consensus.gold import GoldPending, gold_answers
 from node.consensus.payouts import PayoutKeeper, payout_store
-from node.consensus.ports import ConsensusPorts
+from node.consensus.ports import ConsensusPorts, sync_then_set
 from node.consensus.proposals import Proposer
 from node.errors import NodeError, StoreError
 from protocol.cid import cid_from_digest
@@ -155,7 +155,7 @@ class TallyKeeper:
                 # a timeout (20 s) while the quorum could tally. A vote cast before a
                 # late precommit arrives is cast again here if the root moves.
                 done = trio.Event()
-                nursery.start_soon(self._sync, done)
+                nursery.start_soon(sync_then_set, self.ports.request_sync, done)
                 with trio.move_on_after(SYNC_WAIT_S):
                     await done.wait()
             behind = {}
@@ -165,12 +165,6 @@ class TallyKeeper:
                     behind[task] = other
             for task, root in behind.items():
                 await self._adopt(task, root)
-
-    async def _sync(self, done: trio.Event) -> None:
-        try:
-            await self.ports.request_sync()
-        finally:
-            done.set()
 
     def _step(self, task: bytes) -> bytes | None:
         """Vote our root; store the tally if it is final. Return the final root when it
