@@ -83,7 +83,7 @@ class Gossip:
                  on_records: OnRecords, counters: P2PCounters, scores: PeerScores,
                  known: Callable[[bytes], bool] = lambda cid: False) -> None:
         self.host = host
-        self.known = known  # record CID -> already stored (so already verified) here
+        self.known = known  # record CID -> held here (stored or pooled: verified already)
         self.screen: Screen | None = None  # set by the node: admission's never-valid check
         self.topic = genesis.topic()
         self.config = config

@@ -59,9 +59,12 @@ class P2PNode:
     def set_pool(self, pool: Pool) -> None:
         """Records held outside the store (admission's pending pool): sync tells peers
         it has them, and gossip and sync skip them like stored ones."""
+        store_has = self.sync.store.has
+
+        def held(cid: bytes) -> bool:
+            return store_has(cid) or pool.holds(cid)
         self.sync.pool = pool
-        store_has = self.gossip.known
-        self.gossip.known = lambda cid: store_has(cid) or pool.holds(cid)
+        self.sync.known = self.gossip.known = held
 
     def sync_health(self) -> list[PeerSyncHealth]:
         """Per peer (connected, recently synced or banned), sorted by peer id: records

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgpack
@@ -116,6 +117,8 @@ class Sync:
         self._inflight: set[bytes] = set()  # CIDs a session is verifying right now
         self._threads = config.verify_threads or max(1, os.cpu_count() or 1)
         self.pool: Pool | None = None  # set by the node (P2PNode.set_pool)
+        # record CID -> held here (stored, or pooled once set_pool ran): verified already
+        self.known: Callable[[bytes], bool] = store.has
 
     # ------------------------------------------------------------ frames on a stream
     async def _read(self, rw: Any) -> fr.Frame:
@@ -314,8 +317,7 @@ class Sync:
         claimed: list[bytes] = []
         for d in datas:
             cid = cid_bytes(d)
-            if cid in self._inflight or self.store.has(cid) or (
-                    self.pool is not None and self.pool.holds(cid)):
+            if cid in self._inflight or self.known(cid):
                 continue
             self._inflight.add(cid)
             claimed.append(cid)
