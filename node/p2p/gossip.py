@@ -76,6 +76,24 @@ def validator_peers(genesis: Genesis, own: str) -> list[PeerInfo]:
     return [PeerInfo(ID.from_base58(p), []) for p in ids if p != own]
 
 
+class CountingGossipSub(GossipSub):
+    """GossipSub whose dropped outbound RPCs are counted: py-libp2p drops an RPC
+    silently (a debug log) when the peer's queue holds 32, and a record gossip
+    loses this way reaches that peer only by its next sync."""
+
+    def __init__(self, *args: Any, counters: P2PCounters, validators: set[str],
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._counters = counters
+        self._validators = validators
+
+    def _handle_dropped_rpc(self, peer_id: Any, rpc: Any, reason: str) -> None:
+        if rpc.publish:
+            self._counters.count_drop(
+                "to_validator" if str(peer_id) in self._validators else "to_other")
+        super()._handle_dropped_rpc(peer_id, rpc, reason)
+
+
 class Gossip:
     """The gossip adapter of one node: validator, ingest queue, batching publisher."""
 
@@ -95,19 +113,21 @@ class Gossip:
         self._max_in = genesis.params.max_batch_records
         self._max_out = min(config.batch_max_records, genesis.params.max_batch_records)
         self._max_out_bytes = min(config.batch_max_bytes, GOSSIP_PAYLOAD_CAP)
-        self.router: Any = GossipSub(
+        direct = validator_peers(genesis, host.peer_id)
+        self.router: Any = CountingGossipSub(
+            counters=counters, validators={str(p.peer_id) for p in direct},
             protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID],
             degree=6, degree_low=4, degree_high=12,
             # a validator sends every message straight to every other validator
             # (gossipsub v1.1 explicit peering), not only to the mesh: strangers that
             # join the topic fill the mesh (D_high 12) and pushed honest validators
             # out of it, so records reached them by sync, a second later (issue 13)
-            direct_peers=validator_peers(genesis, host.peer_id),
+            direct_peers=direct,
             # and never dials them itself: the bootstrap loop does, with backoff (two
             # dialers racing made connections that never completed a stream)
             direct_connect_initial_delay=float(DIRECT_DIAL_NEVER_S),
             # py-libp2p's default is 120 s; typed int, but a float sleeps fine
-            heartbeat_interval=config.heartbeat_s,  # type: ignore[arg-type]
+            heartbeat_interval=config.heartbeat_s,
             heartbeat_initial_delay=min(config.heartbeat_s, 0.5),
             adaptive_gossip_enabled=False,  # would stretch the heartbeat to 30 s
             spam_protection_enabled=False,  # caps every peer at 10 msg/s; we validate
@@ -153,6 +173,7 @@ class Gossip:
         try:
             self._in_send.send_nowait((records, peer))
         except trio.WouldBlock:
+            self.counters.count_drop("ingest")
             log.warning("gossip: ingest queue full, %d records left to sync", len(records))
         return True
 

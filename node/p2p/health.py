@@ -47,6 +47,13 @@ class P2PMetrics:
         self.faults = Counter("annot_p2p_faults", "Peer streams or handlers closed by an "
                               "exception, charged to the peer.", ["layer", "reason"], registry=r)
         self.bans = Counter("annot_p2p_bans", "Peers banned, by layer.", ["layer"], registry=r)
+        self.drops = Counter("annot_gossip_drops", "Gossip messages not delivered, by where: "
+                             "py-libp2p's outbound queue to a validator or another peer was "
+                             "full, or our ingest queue was (sync delivers them later).",
+                             ["where"], registry=r)
+        self.served = Counter("annot_sync_served_records", "Records our sync server sent "
+                              "to peers, by whether the peer is a validator.", ["peer"],
+                              registry=r)
         self.banned = Gauge("annot_p2p_banned_peers", "Peers banned now.", registry=r)
         self.sessions = Counter("annot_sync_sessions", "Sync sessions run as client.",
                                 ["result"], registry=r)

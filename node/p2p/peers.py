@@ -36,6 +36,7 @@ class P2PCounters:
     syncs: int = 0  # completed sync sessions (as client)
     sync_served: int = 0  # records sent to peers by our sync server
     rejected: Counter[str] = field(default_factory=Counter)  # by reason class
+    drops: Counter[str] = field(default_factory=Counter)  # gossip messages lost, by where
     faults: Counter[str] = field(default_factory=Counter)  # "layer:reason" -> count
     bans: Counter[str] = field(default_factory=Counter)  # by layer
     _own: Any = field(default=None, repr=False)  # p2p metrics in metrics.registry
@@ -56,6 +57,19 @@ class P2PCounters:
         self.faults[f"{layer}:{reason}"] += 1
         if self._own is not None:
             self._own.faults.labels(layer=layer, reason=reason).inc()
+
+    def count_drop(self, where: str) -> None:
+        """One gossip message not delivered: ``to_validator``/``to_other`` (py-libp2p's
+        outbound queue to that peer was full) or ``ingest`` (ours was)."""
+        self.drops[where] += 1
+        if self._own is not None:
+            self._own.drops.labels(where=where).inc()
+
+    def count_served(self, records: int, validator: bool) -> None:
+        """``records`` sent by our sync server to a peer (a validator or anyone else)."""
+        self.sync_served += records
+        if self._own is not None:
+            self._own.served.labels(peer="validator" if validator else "other").inc(records)
 
     def count_ban(self, reason: str) -> None:
         layer = reason.partition(":")[0] or "other"
@@ -93,7 +107,7 @@ class P2PCounters:
             "gossip_records_out": self.gossip_records_out,
             "gossip_dropped": self.gossip_dropped, "sync_records": self.sync_records,
             "syncs": self.syncs, "sync_served": self.sync_served,
-            "rejected": dict(self.rejected),
+            "rejected": dict(self.rejected), "drops": dict(self.drops),
             "faults": dict(self.faults), "bans": dict(self.bans),
         }
 

@@ -328,7 +328,18 @@ async def test_mixed_attack_keeps_honest_work_final(cluster_factory: Any,
             f"{g / 2**20:.2f} (bound {b / 2**20:.2f})" for g, b in zip(growth, bounds,
                                                                        strict=True)),
         f"offenders: {charged:.0f} faults charged, {bans:.0f} bans (all nodes)",
+        "per node, by the attack's end: gossip messages in / records by sync / gossip "
+        "drops (to validators, to others, ingest): " + "; ".join(
+            f"{metric(t, 'annot_gossip_messages_total', direction='in'):.0f} / "
+            f"{metric(t, 'annot_sync_records_total'):.0f} / "
+            + ", ".join(f"{metric(t, 'annot_gossip_drops_total', where=w):.0f}"
+                        for w in ("to_validator", "to_other", "ingest")) for t in metrics),
     ]
+    figures.append("records served by sync per node, to validators / others: " + ", ".join(
+        f"{metric(t, 'annot_sync_served_records_total', peer='validator'):.0f} / "
+        f"{metric(t, 'annot_sync_served_records_total', peer='other'):.0f}" for t in metrics))
+    figures.append("task seconds, before / attacked / after: " + " / ".join(
+        " ".join(f"{t:.1f}" for t in lab.times) for lab in (calm, attacked, after)))
     for line in figures:
         print(f"[mixed] {line}")
     add(adversarial_messages=sum(run.sent.values()))
