@@ -64,6 +64,15 @@ MAX_SERVER_SESSIONS = 16
 # (half-open streams from one peer would otherwise hold every server slot)
 MAX_SERVER_SESSIONS_PER_PEER = 2
 WRONG_NETWORK_BAN_S = 300.0
+# A peer that is no validator gets each record from our sync server once per this
+# many seconds: one that keeps no records (a leech, or an attacker that makes us read
+# and send the whole store again on every sync) pulled 1,200-2,300 records a second
+# from every node in the mixed attack. An honest peer stores what it gets, so its
+# clock moves on and it asks for new records only; one that lost some records gets
+# them again after this. Validators are always served in full.
+RESEND_AFTER_S = 60.0
+MAX_SERVED_PEERS = 1024  # peers remembered for RESEND_AFTER_S (least recent forgotten)
+MAX_POOL_SOURCES = 256  # peers told what our pool holds (see Sync._have)
 MIN_THREAD_CHUNK = 32  # below this, one thread: a thread hop costs ~50 us
 
 
@@ -100,6 +109,7 @@ class Sync:
         self.counters = counters
         self.scores = scores
         self._net = genesis.network_id
+        self._validators = frozenset(v.peer_id for v in genesis.validators)
         self._limits = genesis.params.limits()
         self._batch = min(config.batch_records, genesis.params.max_batch_records)
         self._batch_in = genesis.params.max_batch_records
@@ -117,6 +127,10 @@ class Sync:
         self._inflight: set[bytes] = set()  # CIDs a session is verifying right now
         self._threads = config.verify_threads or max(1, os.cpu_count() or 1)
         self.pool: Pool | None = None  # set by the node (P2PNode.set_pool)
+        # peer that is no validator -> (store high-water, time) of its last whole session
+        self._served: dict[str, tuple[int, float]] = {}
+        # peers whose sync brought records that went to the pool (most recent last)
+        self._pool_sources: dict[str, None] = {}
         # record CID -> held here (stored, or pooled once set_pool ran): verified already
         self.known: Callable[[bytes], bool] = store.has
 
@@ -180,6 +194,13 @@ class Sync:
             await _close(stream)
 
     async def _serve_peer(self, rw: Any, peer: str) -> None:
+        validator = peer in self._validators
+        now = trio.current_time()
+        # what a peer that is no validator got from us in a whole session a moment ago
+        # is not sent again (see RESEND_AFTER_S)
+        last = None if validator else self._served.get(peer)
+        floor = last[0] if last is not None and now - last[1] < RESEND_AFTER_S else 0
+        top = self.store.high_water()
         mine = self.store.clock()
         theirs: dict[bytes, int] = {}
         have: dict[bytes, set[int]] = {}  # seqs they hold past a gap (1.1.0), ours only
@@ -212,13 +233,15 @@ class Sync:
             after = theirs.get(author, 0)
             held = have.get(author, set())
             while True:
-                rows = self.store.records_after(author, after, self._batch)
+                rows = self.store.records_after(author, after, self._batch, floor)
                 for data in rows:
                     if held and _seq_of(data) in held:
                         continue  # they hold it already (past a gap): never resend
                     if batch and (len(batch) >= self._batch or size + len(data) > self._budget):
                         await self._write(rw, fr.encode_recs(batch))
                         sent += len(batch)
+                        # counted per frame: a session that times out counts what it got
+                        self.counters.count_served(len(batch), validator)
                         batch, size = [], 0
                     batch.append(data)
                     size += len(data) + 5
@@ -229,8 +252,13 @@ class Sync:
         if batch:
             await self._write(rw, fr.encode_recs(batch))
             sent += len(batch)
+            self.counters.count_served(len(batch), validator)
         await self._write(rw, fr.encode_done())
-        self.counters.sync_served += sent
+        if not validator:
+            self._served.pop(peer, None)
+            self._served[peer] = (top, now)  # most recent last
+            while len(self._served) > MAX_SERVED_PEERS:
+                del self._served[next(iter(self._served))]
         log.debug("sync: sent %d records to %s", sent, peer)
 
     # ------------------------------------------------------------ client
@@ -276,7 +304,7 @@ class Sync:
         rw = VarIntLengthMsgReadWriter(stream, max_msg_size=self._cap)
         total = 0
         v11 = str(stream.get_protocol()) == fr.SYNC_PROTOCOL_V11
-        have = self._have() if v11 else None
+        have = self._have(peer) if v11 else None
         try:
             for data in fr.iter_hello_frames(self._net, self.store.clock(), have):
                 await self._write(rw, data)
@@ -295,12 +323,24 @@ class Sync:
         finally:
             await _close(stream)
 
-    def _have(self) -> dict[bytes, list[int]]:
+    def _pool_source(self, peer: str) -> None:
+        self._pool_sources.pop(peer, None)
+        self._pool_sources[peer] = None  # most recent last
+        while len(self._pool_sources) > MAX_POOL_SOURCES:
+            del self._pool_sources[next(iter(self._pool_sources))]
+
+    def _have(self, peer: str) -> dict[bytes, list[int]]:
         """(author → seqs) we hold past our clock: in the store past a seq gap, and in
         the pool (records waiting for their task were re-sent on every sync: 12-32k
-        records a minute from one peer serving a gap author, issue 13)."""
+        records a minute from one peer serving a gap author, issue 13).
+
+        Pooled records are listed only to a peer whose sync brought records that went
+        to the pool: a peer serves from its store, so only one that stores records for
+        a task we lack can send them again. Listed to every peer, a pool filled by a
+        Sybil flood (1,000 authors) put ~40 KB into the hello of every sync session,
+        syncs for consensus rounds included, until the pool aged out."""
         have = self.store.held_above_clock(fr.HAVE_PER_SESSION)
-        if self.pool is not None:
+        if self.pool is not None and peer in self._pool_sources:
             for author, seqs in self.pool.pooled_seqs(fr.HAVE_PER_SESSION).items():
                 have.setdefault(author, []).extend(seqs)
         return have
@@ -336,6 +376,8 @@ class Sync:
                 self._penalize(peer, bad)  # once per frame, however many were bad
             if records:
                 await self.on_records(records, peer)
+                if self.pool is not None and any(self.pool.holds(r.cid) for r in records):
+                    self._pool_source(peer)
             return len(records)
         finally:
             self._inflight.difference_update(claimed)

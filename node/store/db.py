@@ -224,8 +224,10 @@ class Store(ItemTables):
         """Author → highest contiguous seq held."""
         return {bytes(a): s for a, s in self._db.execute("SELECT author, seq FROM clock")}
 
-    def records_after(self, author: bytes, seq: int, limit: int) -> list[bytes]:
-        """Up to ``limit`` records of ``author`` with seq > ``seq``, in seq order.
+    def records_after(self, author: bytes, seq: int, limit: int,
+                      stored_after: int = 0) -> list[bytes]:
+        """Up to ``limit`` records of ``author`` with seq > ``seq``, in seq order; only
+        those stored after the :meth:`high_water` ``stored_after``, if given.
 
         On the last page (fewer than ``limit - 2`` records), if we hold fork
         evidence against the author, both variants (the stored record and the
@@ -234,8 +236,8 @@ class Store(ItemTables):
         variant that peer holds; the page stays shorter than ``limit`` so a
         pager stops after it."""
         rows = [bytes(d) for (d,) in self._db.execute(
-            "SELECT data FROM records WHERE author=? AND seq>? ORDER BY seq LIMIT ?",
-            (author, seq, limit))]
+            "SELECT data FROM records WHERE author=? AND seq>? AND rowid>?"
+            " ORDER BY seq LIMIT ?", (author, seq, stored_after, limit))]
         if len(rows) + 2 < limit:
             fork = self._db.execute(
                 "SELECT r.data, f.data, f.seq FROM forks f JOIN records r"
@@ -245,6 +247,12 @@ class Store(ItemTables):
                 pair = [bytes(fork[1])] if fork[2] > seq else [bytes(fork[0]), bytes(fork[1])]
                 rows[:0] = pair
         return rows
+
+    def high_water(self) -> int:
+        """A mark of how far the store has grown: records stored later have a higher
+        one (SQLite's rowid: records are never deleted, so it only grows)."""
+        row = self._db.execute("SELECT max(rowid) FROM records").fetchone()
+        return int(row[0] or 0)
 
     def clock_of(self, author: bytes) -> int:
         """The highest contiguous seq held of ``author`` (0 if none)."""

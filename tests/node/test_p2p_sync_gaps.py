@@ -12,9 +12,11 @@ Both run real libp2p hosts on 127.0.0.1.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
+import pytest
 import trio
 from libp2p.io.msgio import VarIntLengthMsgReadWriter
 from libp2p.peer.id import ID
@@ -25,7 +27,9 @@ from node.core.metrics import Metrics
 from node.p2p import P2PNode, serve_p2p
 from node.p2p import frames as fr
 from node.p2p.health import PeerSyncHealth
+from node.p2p.sync import RESEND_AFTER_S
 from node.store.db import open_store
+from protocol.genesis import Genesis, Validator
 from protocol.records import Record
 
 
@@ -58,7 +62,11 @@ async def test_records_past_a_gap_are_sent_once(tmp_path: Path) -> None:
 
 async def test_a_huge_clock_is_served_not_penalized(tmp_path: Path) -> None:
     frames = 300  # past the old cap of 256 hello frames
-    async with open_cluster(tmp_path, 2) as c:
+    # both validators: a validator is served in full on every session (the sync on
+    # connect already sent these records, and others get them once a minute)
+    both = Genesis(name="p2p-test", validators=(Validator(key(0).peer_id, 1),
+                                                Validator(key(1).peer_id, 1)))
+    async with open_cluster(tmp_path, 2, genesis=both) as c:
         server, honest = c.nodes[0], c.nodes[1]
         c.stores[0].save_records(make_records(c.genesis, key(6), range(1, 4)))
         await c.connect(1, 0)
@@ -82,6 +90,41 @@ async def test_a_huge_clock_is_served_not_penalized(tmp_path: Path) -> None:
         assert server.scores.count(honest.peer_id) == 0
         assert not server.host.is_banned(honest.peer_id)
         assert not server.counters.rejected
+
+
+async def test_a_peer_that_keeps_nothing_is_not_sent_everything_again(
+        tmp_path: Path) -> None:
+    """A peer that is no validator and stores nothing (a leech, or an attacker making us
+    read and send the whole store on every sync) gets each record once per
+    RESEND_AFTER_S; records stored since its last session still come at once. A
+    validator gets everything it lacks on every session."""
+    async with open_cluster(tmp_path, 1) as c:
+        server = c.nodes[0]
+        c.stores[0].save_records(make_records(c.genesis, key(7), range(1, 41)))
+        got: list[int] = []
+
+        async def keep_nothing(records: list[Record], peer: str) -> None:
+            got.append(len(records))
+        store = open_store(tmp_path / "leech.db")
+        leech: P2PNode = await c.nursery.start(partial(
+            serve_p2p, key(5), c.genesis, c.config, store, keep_nothing))
+        try:
+            await leech.connect(server.listen_addrs()[0])
+            await wait_until(lambda: server.peer_id in leech.peers())
+            await leech.request_sync(server.peer_id)
+            await wait_until(lambda: sum(got) >= 40)  # the whole store, once
+            assert sum(got) == 40, got
+            for _ in range(3):
+                assert await leech.request_sync(server.peer_id) == 0
+            c.stores[0].save_records(make_records(c.genesis, key(8), range(1, 6)))
+            assert await leech.request_sync(server.peer_id) == 5  # only the new ones
+            assert sum(got) == 45
+            served = server.counters.sync_served
+            server.sync._served[leech.peer_id] = (0, trio.current_time() - RESEND_AFTER_S)
+            assert await leech.request_sync(server.peer_id) == 45  # a minute later: all
+            assert server.counters.sync_served == served + 45
+        finally:
+            store.close()
 
 
 async def test_records_waiting_for_their_task_are_not_pulled_again(tmp_path: Path) -> None:
@@ -108,6 +151,46 @@ async def test_records_waiting_for_their_task_are_not_pulled_again(tmp_path: Pat
             for _ in range(3):
                 assert await client.request_sync(server.peer_id) == 0
             assert server.counters.sync_served == served  # none sent again
+        finally:
+            store.close()
+
+
+async def test_the_pool_is_listed_only_to_peers_that_filled_it(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                ) -> None:
+    """A peer serves from its store, so only one that stored records for a task we lack
+    can send them again: the pool goes into the hello to that peer only. Listed to every
+    peer, a pool of 1,000 Sybil records put ~40 KB into every sync session's hello."""
+    hellos: list[tuple[int, set[bytes]]] = []  # (session, authors listed as held)
+    real = fr.iter_hello_frames
+
+    def spy(net: bytes, clock: dict[bytes, int], have: dict[bytes, list[int]] | None = None,
+            ) -> Iterator[bytes]:
+        hellos.append((len(hellos), set(have or {})))
+        return real(net, clock, have)
+    monkeypatch.setattr(fr, "iter_hello_frames", spy)
+    async with open_cluster(tmp_path, 2) as c:
+        gap, honest = c.nodes[0], c.nodes[1]
+        c.stores[0].save_records(make_records(c.genesis, key(7), range(1, 31)))
+        store = open_store(tmp_path / "client.db")
+        ingest = Ingest(store, c.genesis, Metrics(), lambda data: None)
+        client: P2PNode = await c.nursery.start(partial(
+            serve_p2p, key(5), c.genesis, c.config, store,
+            lambda records, peer: _accept(ingest, records, peer)))
+        try:
+            client.set_pool(ingest.admission)
+            for server in (gap, honest):
+                await client.connect(server.listen_addrs()[0])
+                await wait_until(lambda s=server: s.peer_id in client.peers())
+            await client.request_sync(gap.peer_id)
+            await wait_until(lambda: ingest.admission.pending == 30)
+            author = key(7).public_key
+            hellos.clear()
+            await client.request_sync(honest.peer_id)
+            assert hellos and all(author not in h for _, h in hellos), hellos
+            hellos.clear()
+            assert await client.request_sync(gap.peer_id) == 0
+            assert hellos and all(author in h for _, h in hellos), hellos
         finally:
             store.close()
 

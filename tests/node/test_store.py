@@ -554,3 +554,20 @@ def test_ingest_bench_runs_as_a_module() -> None:
     out = subprocess.run([sys.executable, "-m", "tests.bench.ingest_quick", "--records", "300"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
     assert "decode + verify + save:" in out.stdout and "raw PyNaCl verify:" in out.stdout
+
+
+def test_records_stored_after_a_high_water_mark(store: Store) -> None:
+    assert store.high_water() == 0
+    first = [ann(ALICE, s, s) for s in (1, 2, 5)]
+    store.save_records(first)
+    mark = store.high_water()
+    assert mark > 0
+    later = [ann(ALICE, s, s) for s in (3, 4)] + [ann(BOB, 1)]
+    store.save_records(later)
+    assert store.high_water() > mark
+    a = ALICE.public_key
+    # seq order as always, but only what came after the mark (seqs 3 and 4, not 1, 2, 5)
+    assert store.records_after(a, 0, 10, mark) == [r.data for r in later[:2]]
+    assert store.records_after(a, 3, 10, mark) == [later[1].data]
+    assert store.records_after(BOB.public_key, 0, 10, mark) == [later[2].data]
+    assert store.records_after(a, 0, 10, store.high_water()) == []
