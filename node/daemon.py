@@ -9,11 +9,13 @@ signal handling is ours. A lock file refuses a second daemon on one home.
 from __future__ import annotations
 
 import fcntl
+import gc
 import logging
 import math
 import os
 import signal
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from node.core.config import Config
 from node.core.home import NodeHome
 from node.core.local import Node, open_node
 from node.core.logs import setup_logging
+from node.core.metrics import Metrics
 from node.errors import AlreadyRunningError, StoreError
 from node.gateway.server import serve_gateway
 from node.gateway.service import gateway_for
@@ -108,6 +111,8 @@ async def open_running_node(home: NodeHome, config: Config | None = None
                     serve_p2p, node.key, node.genesis, cfg, node.store, on_records,
                     metrics=node.metrics))
                 nursery.start_soon(_serve_outbox, outbox_recv, p2p.publish_nowait)
+                nursery.start_soon(_watch_loop_lag, node.metrics)
+                nursery.start_soon(_watch_gc, node.metrics)
                 # gossip refuses (never forwards) messages holding a never-valid record
                 # and charges their sender; sync and bitswap offenders are charged too
                 p2p.set_screen(node.ingest.screen)
@@ -170,6 +175,35 @@ def _consensus_ports(node: Node, p2p: P2PNode, content: Content) -> ConsensusPor
 def _charge(p2p: P2PNode, peer: str, reason: str) -> None:
     """Charge ``peer`` for a never-valid record (ingest's ``on_invalid``)."""
     p2p.penalize(peer, "records", reason)
+
+
+LAG_PROBE_S = 0.05
+
+
+async def _watch_loop_lag(metrics: Metrics) -> None:
+    """Observe how late a short sleep wakes: the event loop is one thread, so anything
+    that holds it (a big decode, a synchronous verify) delays every RPC and vote."""
+    while True:
+        t = trio.current_time()
+        await trio.sleep(LAG_PROBE_S)
+        metrics.loop_lag.observe(max(0.0, trio.current_time() - t - LAG_PROBE_S))
+
+
+async def _watch_gc(metrics: Metrics) -> None:
+    """Time every cyclic garbage collection (``gc.callbacks``) until cancelled."""
+    started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            metrics.gc_pause.labels(generation=str(info["generation"])).observe(
+                time.perf_counter() - started[0])
+    gc.callbacks.append(on_gc)
+    try:
+        await trio.sleep_forever()
+    finally:
+        gc.callbacks.remove(on_gc)
 
 
 async def _serve_outbox(outbox: trio.MemoryReceiveChannel[bytes],

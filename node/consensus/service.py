@@ -302,7 +302,7 @@ class ConsensusService:
         # the store keeps the precommit record ids; the certificate is built on export
         self.store.save_certificate(task, item, f.value, f.round,
                                     [ref for _, ref in f.precommit_refs])
-        self.ports.metrics.item_finalized()
+        self.ports.metrics.item_finalized(f.round)
         self.tallies.item_final(task, item)
 
     def _late_vote(self, key: Key, phase: int, rnd: int, value: str | None, r: Record) -> None:

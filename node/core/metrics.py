@@ -11,12 +11,15 @@ the RPC server serves :meth:`Metrics.render` at ``GET /metrics``.
     annot_sync_records_total             records fetched by sync
     annot_votes_total{phase}             votes accepted, by phase
     annot_items_final_total              items finalized
+    annot_items_final_after_round_0_total  of which in a later round than the first
+    annot_event_loop_lag_seconds         how late a 50 ms sleep woke (histogram)
+    annot_gc_pause_seconds{generation}   garbage collections, how long each (histogram)
     annot_rpc_requests_total{method}     RPC calls, by method
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -43,6 +46,18 @@ class Metrics:
         )
         self.votes = Counter("annot_votes", "Votes accepted, by phase.", ["phase"], registry=r)
         self.items_final = Counter("annot_items_final", "Items finalized.", registry=r)
+        self.items_final_later = Counter(
+            "annot_items_final_after_round_0", "Items finalized in a round after the "
+            "first (a round timed out: votes or annotations came late).", registry=r)
+        self.loop_lag = Histogram(
+            "annot_event_loop_lag_seconds", "How late the event loop woke a task that "
+            "slept 50 ms: work that held the loop meanwhile (every RPC, gossip and vote "
+            "waits behind it).", buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r)
+        self.gc_pause = Histogram(
+            "annot_gc_pause_seconds", "Python's cyclic garbage collector: how long each "
+            "collection held the process, by generation.", ["generation"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0), registry=r)
         self.rpc_requests = Counter(
             "annot_rpc_requests", "JSON-RPC calls, by method.", ["method"], registry=r
         )
@@ -51,9 +66,11 @@ class Metrics:
         """Count one vote accepted by the consensus service (``prevote``/``precommit``)."""
         self.votes.labels(phase=phase).inc()
 
-    def item_finalized(self) -> None:
-        """Count one item that reached a certificate."""
+    def item_finalized(self, round_: int = 0) -> None:
+        """Count one item that reached a certificate (in round ``round_``)."""
         self.items_final.inc()
+        if round_ > 0:
+            self.items_final_later.inc()
 
     def count_rpc(self, method: str) -> None:
         """Count one RPC call; pass as ``serve_rpc(..., on_call=metrics.count_rpc)``."""

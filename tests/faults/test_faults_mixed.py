@@ -98,6 +98,7 @@ class Run:
         self.rpcs = [HTTPRPC.from_home(c.home(i)) for i in range(c.n)]
         self.rss_max = [0.0] * c.n
         self.sent: dict[str, int] = {}
+        self.submit_s: list[float] = []  # per labelled task: seconds to submit its labels
         self.deadline = 0.0  # trio's clock
         self.deadline_wall = 0.0  # time.monotonic()
 
@@ -139,6 +140,7 @@ class Run:
         for k in range(0, len(data), 64):
             for res in self.rpcs[1].submit_batch(data[k:k + 64]):
                 assert isinstance(res, dict), res
+        self.submit_s.append(time.monotonic() - t0)
 
         def final(r: HTTPRPC) -> bool:
             try:
@@ -249,6 +251,7 @@ async def test_mixed_attack_keeps_honest_work_final(cluster_factory: Any,
         size1 = [_store_bytes(h) for h in homes]
         per_task = [(b - a) / calm.tasks for a, b in zip(size0, size1, strict=True)]
         run.sample_rss()
+        calm_metrics = [await trio.to_thread.run_sync(q.metrics) for q in run.rpcs]
 
         # 2. the same, back to back, for the whole attack (every class at once)
         hot = make_workload(net, seq, ITEMS, tag=b"attacked")  # its first item is forked
@@ -340,6 +343,39 @@ async def test_mixed_attack_keeps_honest_work_final(cluster_factory: Any,
         f"{metric(t, 'annot_sync_served_records_total', peer='other'):.0f}" for t in metrics))
     figures.append("task seconds, before / attacked / after: " + " / ".join(
         " ".join(f"{t:.1f}" for t in lab.times) for lab in (calm, attacked, after)))
+
+    def lag(texts: list[str], le: str) -> list[float]:
+        # event-loop lag probes over ``le`` seconds, and all probes, per node
+        return [metric(t, "annot_event_loop_lag_seconds_count")
+                - metric(t, "annot_event_loop_lag_seconds_bucket", le=le) for t in texts]
+    for phase, (a, b) in {"calm": (None, calm_metrics), "attack": (calm_metrics, metrics)}.items():
+        for le in ("0.025", "0.1"):
+            late = [x - (y if a else 0) for x, y in zip(lag(b, le), lag(a or b, le),
+                                                         strict=True)]
+            figures.append(f"event loop woke > {float(le) * 1000:.0f} ms late ({phase}), per "
+                           "node: " + ", ".join(f"{x:.0f}" for x in late))
+    for phase, (a, b) in {"calm": (None, calm_metrics), "attack": (calm_metrics, metrics)}.items():
+        pauses = []
+        for i, t in enumerate(b):
+            n = sum(metric(t, "annot_gc_pause_seconds_count", generation=g) for g in "012")
+            long_ = n - sum(metric(t, "annot_gc_pause_seconds_bucket", generation=g, le="0.025")
+                            for g in "012")
+            total = sum(metric(t, "annot_gc_pause_seconds_sum", generation=g) for g in "012")
+            if a:
+                at = a[i]
+                n -= sum(metric(at, "annot_gc_pause_seconds_count", generation=g) for g in "012")
+                long_ -= sum(metric(at, "annot_gc_pause_seconds_count", generation=g)
+                             - metric(at, "annot_gc_pause_seconds_bucket", generation=g,
+                                      le="0.025") for g in "012")
+                total -= sum(metric(at, "annot_gc_pause_seconds_sum", generation=g)
+                             for g in "012")
+            pauses.append(f"{n:.0f} ({long_:.0f} over 25 ms, {total:.2f} s)")
+        figures.append(f"garbage collections ({phase}), per node: " + ", ".join(pauses))
+    figures.append("items final in a later round than the first, per node: " + ", ".join(
+        f"{metric(t, 'annot_items_final_after_round_0_total'):.0f} of "
+        f"{metric(t, 'annot_items_final_total'):.0f}" for t in metrics))
+    figures.append("of which submitting the labels: " + " ".join(
+        f"{t:.2f}" for t in run.submit_s))
     for line in figures:
         print(f"[mixed] {line}")
     add(adversarial_messages=sum(run.sent.values()))
