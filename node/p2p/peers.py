@@ -65,6 +65,10 @@ class P2PCounters:
         if self._own is not None:
             self._own.drops.labels(where=where).inc()
 
+    def count_publish_wait(self, seconds: float) -> None:
+        if self._own is not None and seconds > 0:
+            self._own.publish_wait.inc(seconds)
+
     def count_served(self, records: int, validator: bool) -> None:
         """``records`` sent by our sync server to a peer (a validator or anyone else)."""
         self.sync_served += records

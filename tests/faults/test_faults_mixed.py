@@ -371,6 +371,10 @@ async def test_mixed_attack_keeps_honest_work_final(cluster_factory: Any,
                              for g in "012")
             pauses.append(f"{n:.0f} ({long_:.0f} over 25 ms, {total:.2f} s)")
         figures.append(f"garbage collections ({phase}), per node: " + ", ".join(pauses))
+    figures.append("gossip publishes waited for peers' queues, s per node (calm / attack): "
+                   + ", ".join(f"{metric(a, 'annot_gossip_publish_wait_seconds_total'):.1f} / "
+                               f"{metric(b, 'annot_gossip_publish_wait_seconds_total') - metric(a, 'annot_gossip_publish_wait_seconds_total'):.1f}"  # noqa: E501
+                               for a, b in zip(calm_metrics, metrics, strict=True)))
     figures.append("items final in a later round than the first, per node: " + ", ".join(
         f"{metric(t, 'annot_items_final_after_round_0_total'):.0f} of "
         f"{metric(t, 'annot_items_final_total'):.0f}" for t in metrics))

@@ -13,6 +13,7 @@ from p2p_cluster import key, make_genesis, make_records, open_cluster, p2p_confi
 from node.core.config import Config, GossipConfig, SyncConfig
 from node.p2p.frames import FrameError, decode_batch, encode_batch
 from protocol.encoding import encode_canonical
+from protocol.genesis import Genesis, Validator
 from protocol.records import Record
 
 
@@ -102,10 +103,14 @@ async def test_full_buffer_drops_from_gossip_only(tmp_path: Path) -> None:
 async def test_throughput_batched_vs_single(tmp_path: Path) -> None:
     n = 1000
     results = {}
+    # three validators: a publisher waits for a validator's full queue (anyone else
+    # holds it a bounded share of the time, then syncs what gossip dropped)
+    three = Genesis(name="p2p-test", validators=tuple(Validator(key(i).peer_id, 1)
+                                                      for i in range(3)))
     for label, cfg in (("batched", gossip_only()),
                        ("one-per-message", gossip_only(batch_max_records=1))):
         with trio.fail_after(60):
-            async with open_cluster(tmp_path / label, 3, config=cfg) as c:
+            async with open_cluster(tmp_path / label, 3, config=cfg, genesis=three) as c:
                 await c.connect(1, 0)
                 await c.connect(2, 0)
                 await wait_until(lambda: len(c.nodes[0].peers()) == 2)

@@ -17,13 +17,23 @@ from types import SimpleNamespace
 import trio
 import trio.testing
 
-from node.p2p.gossip import OUTBOUND_HIGH_WATER, OUTBOUND_WAIT_S, Gossip
+from node.p2p.gossip import (
+    OTHERS_WAIT_BURST_S,
+    OTHERS_WAIT_SHARE,
+    OUTBOUND_HIGH_WATER,
+    OUTBOUND_WAIT_S,
+    Gossip,
+)
+from node.p2p.peers import P2PCounters
 
 
 def publisher(queues: dict[str, list[int]]) -> Gossip:
     g = Gossip.__new__(Gossip)  # only the wait's state: no host, no router
     g.pubsub = SimpleNamespace(peer_queues=queues)
     g._stuck = set()
+    g._waited = {p for p in queues if p != "stranger"}  # validators: every other peer
+    g._others_budget, g._others_at = OTHERS_WAIT_BURST_S, trio.current_time()
+    g.counters = P2PCounters()
     return g
 
 
@@ -60,3 +70,48 @@ async def test_a_drained_peer_is_waited_for_again(
         await g._wait_for_room()
         waited = trio.current_time() - t0
     assert 0.29 < waited < 0.4, waited
+
+
+async def test_peers_that_are_no_validators_hold_publishes_a_bounded_share(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Anyone but a validator gets what gossip delivers and syncs the rest: a stranger
+    that reads a little at a time, keeping its queue near py-libp2p's mark, used to
+    pace every publish. All of them together now hold publishes for the burst, then
+    OTHERS_WAIT_SHARE of the time at most."""
+    queues = {"stranger": [], "validator": []}
+    g = publisher(queues)
+
+    async def slow_reader() -> None:  # drains one RPC a little after each publish
+        while True:
+            await trio.sleep(0.01)
+            if queues["stranger"]:
+                queues["stranger"].pop()
+    t0 = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(slow_reader)
+        for _ in range(2000):
+            queues["stranger"].append(0)  # each publish queues one RPC for it
+            await g._wait_for_room()
+            await trio.sleep(0.005)  # a publish every 5 ms of our own work
+        nursery.cancel_scope.cancel()
+    elapsed = trio.current_time() - t0
+    waited = elapsed - 2000 * 0.005
+    assert waited <= OTHERS_WAIT_BURST_S + OTHERS_WAIT_SHARE * elapsed + 0.05, waited
+    assert waited > OTHERS_WAIT_BURST_S / 2  # it was waited for, within the share
+    assert g._stuck == set()  # it reads: never called stuck
+
+
+async def test_a_full_validator_queue_is_waited_for_whatever_the_budget(
+        autojump_clock: trio.testing.MockClock) -> None:
+    queues = {"stranger": [0] * OUTBOUND_HIGH_WATER, "validator": [0] * OUTBOUND_HIGH_WATER}
+    g = publisher(queues)
+    g._others_budget = 0.0  # strangers spent theirs
+
+    async def drain() -> None:
+        await trio.sleep(0.3)
+        queues["validator"] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(drain)
+        t0 = trio.current_time()
+        await g._wait_for_room()
+    assert 0.3 <= trio.current_time() - t0 < 0.35
