@@ -57,6 +57,7 @@ from protocol.records import (
     PRECOMMIT,
     PREVOTE,
     Annotation,
+    GoldReveal,
     Record,
     TallyVote,
     Task,
@@ -178,6 +179,7 @@ class ConsensusService:
                 # author's annotations from every proposal and tally
                 log.warning("fork rule: author %s excluded", r.author.hex()[:16])
                 self.proposer.author_forked(r.author)
+                self.tallies.touch_all()
                 continue
             if isinstance(body, Task):
                 if body.items_dir is not None and not body.items:
@@ -193,6 +195,9 @@ class ConsensusService:
                     self._process(waiting, restoring)
             elif isinstance(body, Annotation):
                 self.proposer.annotation_added(body.task, body.item)
+                self.tallies.touch(body.task)
+            elif isinstance(body, GoldReveal):
+                self.tallies.touch(body.task)
             elif isinstance(body, Vote):
                 if len(body.entries) > self.genesis.params.max_vote_entries:
                     log.info("ignoring vote %s: %d entries", r.cid_str, len(body.entries))
@@ -224,6 +229,7 @@ class ConsensusService:
                 self.tallies.vote_received(r.author, r.seq, body)
             elif isinstance(body, TaskUpdate):
                 self.proposer.task_updated(r.author, r.seq, body)
+                self.tallies.touch(body.task)
                 self._close_wakeup.set()
         for tid, task in tasks:
             for item in task.items:
@@ -312,6 +318,7 @@ class ConsensusService:
         if fin is None or phase != PRECOMMIT or rnd != fin.round or value != fin.value:
             return
         self.store.add_certificate_vote(key[0], key[1], r.cid)
+        self.tallies.touch(key[0])  # its signers are in the tally
 
     def _evidence(self, e: Evidence) -> None:
         a, b = self.store.get(e.ref_a), self.store.get(e.ref_b)

@@ -265,12 +265,17 @@ class Store(ItemTables):
 
     def held_above_clock(self, limit: int) -> dict[bytes, list[int]]:
         """Author → seqs held above its contiguous clock (records past a seq gap), at
-        most ``limit`` pairs in all, lowest authors first (for sync's "have" list)."""
+        most ``limit`` pairs in all, lowest authors first (for sync's "have" list).
+
+        Every sync session asks, so it costs one index probe per author, not a scan
+        of every record (16 ms at 40,000 records, and growing with the store, on the
+        event loop: 0.2 ms now). Every author with a record has a clock row (saving
+        a record advances its author's clock); CROSS JOIN keeps the clock outside."""
         out: dict[bytes, list[int]] = {}
         for a, s in self._db.execute(
-                "SELECT author, seq FROM records r WHERE seq > COALESCE("
-                "(SELECT seq FROM clock c WHERE c.author = r.author), 0)"
-                " ORDER BY author, seq LIMIT ?", (limit,)):
+                "SELECT r.author, r.seq FROM clock c CROSS JOIN records r"
+                " ON r.author = c.author AND r.seq > c.seq"
+                " ORDER BY r.author, r.seq LIMIT ?", (limit,)):
             out.setdefault(bytes(a), []).append(int(s))
         return out
 
