@@ -200,7 +200,8 @@ class BitswapService(BitswapServer):
                         raise MessageError(f"stream ended inside a frame ({decoder.buffered} B)")
                     break
                 for frame in decoder.feed(data):
-                    await self._on_message(peer, decode_message(frame))
+                    await self._on_message(peer, decode_message(
+                        frame, self._config.max_peer_wants))
         except MessageError as exc:
             self.penalize(peer, str(exc))
             with contextlib.suppress(Exception):  # it may be dead already

@@ -35,6 +35,7 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from multiaddr import Multiaddr
 
+from node.content import bitswap_server
 from node.content.bitswap import BitswapConfig, BitswapService
 from node.content.bitswap_msg import (
     MAX_MESSAGE_SIZE,
@@ -122,6 +123,13 @@ async def test_dont_have_flood_never_builds_an_oversized_message(
             looked_up[0] += 1
             return has(self, cid)
         monkeypatch.setattr(BlockStore, "has", counting_has)
+        normalized = [0]
+        norm = bitswap_server.normalize_cid
+
+        def counting_normalize(cid: bytes) -> bytes:
+            normalized[0] += 1
+            return norm(cid)
+        monkeypatch.setattr(bitswap_server, "normalize_cid", counting_normalize)
         reader = Reader(delay=2.0)
         attacker.set_stream_handler(PROTOCOL_V120, reader)
         await attacker.connect(PeerInfo(victim.get_id(), victim.get_addrs()))
@@ -150,6 +158,9 @@ async def test_dont_have_flood_never_builds_an_oversized_message(
         # and refused before any lookup: at most max_peer_wants stats per frame (it was
         # one per want, 80,000 here), plus the honest peer's block
         assert looked_up[0] <= 2 * cap + 10, looked_up
+        # and not even decoded: each want past the cap was built and normalized (10% of
+        # a node's time under the mixed attack)
+        assert normalized[0] <= 2 * cap + 10, normalized
 
 
 async def test_throwaway_identities_leave_no_state_and_offenders_get_banned(
