@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgpack
@@ -229,25 +229,16 @@ class Sync:
         batch: list[bytes] = []
         size = 0
         sent = 0
-        for author in mine:
-            after = theirs.get(author, 0)
-            held = have.get(author, set())
-            while True:
-                rows = self.store.records_after(author, after, self._batch, floor)
-                for data in rows:
-                    if held and _seq_of(data) in held:
-                        continue  # they hold it already (past a gap): never resend
-                    if batch and (len(batch) >= self._batch or size + len(data) > self._budget):
-                        await self._write(rw, fr.encode_recs(batch))
-                        sent += len(batch)
-                        # counted per frame: a session that times out counts what it got
-                        self.counters.count_served(len(batch), validator)
-                        batch, size = [], 0
-                    batch.append(data)
-                    size += len(data) + 5
-                if len(rows) < self._batch:
-                    break
-                after = _seq_of(rows[-1])
+        for page in self._pages(mine, theirs, have, floor):
+            for data in page:
+                if batch and (len(batch) >= self._batch or size + len(data) > self._budget):
+                    await self._write(rw, fr.encode_recs(batch))
+                    sent += len(batch)
+                    # counted per frame: a session that times out counts what it got
+                    self.counters.count_served(len(batch), validator)
+                    batch, size = [], 0
+                batch.append(data)
+                size += len(data) + 5
             await trio.lowlevel.checkpoint()
         if batch:
             await self._write(rw, fr.encode_recs(batch))
@@ -260,6 +251,32 @@ class Sync:
             while len(self._served) > MAX_SERVED_PEERS:
                 del self._served[next(iter(self._served))]
         log.debug("sync: sent %d records to %s", sent, peer)
+
+    def _pages(self, mine: dict[bytes, int], theirs: dict[bytes, int],
+               have: dict[bytes, set[int]], floor: int) -> Iterator[list[bytes]]:
+        """The records to send, a page at a time: every author's records above their
+        clock (``Store.records_after``, fork evidence included), except those they hold
+        past a gap; with a ``floor`` (a peer that got everything a moment ago, see
+        RESEND_AFTER_S) only records stored since, read in storage order, so a session
+        costs what is new, not a walk through every author's records."""
+        if floor:
+            while new := self.store.stored_after(floor, self._batch):
+                yield [data for _, author, seq, data in new
+                       if seq > theirs.get(author, 0) and seq not in have.get(author, ())]
+                if len(new) < self._batch:
+                    return
+                floor = new[-1][0]
+            return
+        for author in mine:
+            after = theirs.get(author, 0)
+            held = have.get(author, set())
+            while True:
+                rows = self.store.records_after(author, after, self._batch)
+                # they hold those past a gap already: never resent
+                yield [d for d in rows if not held or _seq_of(d) not in held]
+                if len(rows) < self._batch:
+                    break
+                after = _seq_of(rows[-1])
 
     # ------------------------------------------------------------ client
     async def sync_with(self, peer: str) -> int:

@@ -228,10 +228,8 @@ class Store(ItemTables):
         """Author → highest contiguous seq held."""
         return {bytes(a): s for a, s in self._db.execute("SELECT author, seq FROM clock")}
 
-    def records_after(self, author: bytes, seq: int, limit: int,
-                      stored_after: int = 0) -> list[bytes]:
-        """Up to ``limit`` records of ``author`` with seq > ``seq``, in seq order; only
-        those stored after the :meth:`high_water` ``stored_after``, if given.
+    def records_after(self, author: bytes, seq: int, limit: int) -> list[bytes]:
+        """Up to ``limit`` records of ``author`` with seq > ``seq``, in seq order.
 
         On the last page (fewer than ``limit - 2`` records), if we hold fork
         evidence against the author, both variants (the stored record and the
@@ -240,8 +238,8 @@ class Store(ItemTables):
         variant that peer holds; the page stays shorter than ``limit`` so a
         pager stops after it."""
         rows = [bytes(d) for (d,) in self._db.execute(
-            "SELECT data FROM records WHERE author=? AND seq>? AND rowid>?"
-            " ORDER BY seq LIMIT ?", (author, seq, stored_after, limit))]
+            "SELECT data FROM records WHERE author=? AND seq>? ORDER BY seq LIMIT ?",
+            (author, seq, limit))]
         if len(rows) + 2 < limit:
             fork = self._db.execute(
                 "SELECT r.data, f.data, f.seq FROM forks f JOIN records r"
@@ -257,6 +255,14 @@ class Store(ItemTables):
         one (SQLite's rowid: records are never deleted, so it only grows)."""
         row = self._db.execute("SELECT max(rowid) FROM records").fetchone()
         return int(row[0] or 0)
+
+    def stored_after(self, mark: int, limit: int) -> list[tuple[int, bytes, int, bytes]]:
+        """Up to ``limit`` records stored after the :meth:`high_water` ``mark``, in the
+        order they were stored, as (mark, author, seq, data): page on with the last
+        mark. One walk of the rowid B-tree from ``mark``: it costs what is new only."""
+        return [(int(m), bytes(a), int(q), bytes(d)) for m, a, q, d in self._db.execute(
+            "SELECT rowid, author, seq, data FROM records WHERE rowid>? ORDER BY rowid"
+            " LIMIT ?", (mark, limit))]
 
     def clock_of(self, author: bytes) -> int:
         """The highest contiguous seq held of ``author`` (0 if none)."""

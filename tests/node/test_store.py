@@ -566,12 +566,15 @@ def test_records_stored_after_a_high_water_mark(store: Store) -> None:
     later = [ann(ALICE, s, s) for s in (3, 4)] + [ann(BOB, 1)]
     store.save_records(later)
     assert store.high_water() > mark
-    a = ALICE.public_key
-    # seq order as always, but only what came after the mark (seqs 3 and 4, not 1, 2, 5)
-    assert store.records_after(a, 0, 10, mark) == [r.data for r in later[:2]]
-    assert store.records_after(a, 3, 10, mark) == [later[1].data]
-    assert store.records_after(BOB.public_key, 0, 10, mark) == [later[2].data]
-    assert store.records_after(a, 0, 10, store.high_water()) == []
+    # what came after the mark, in storage order, paged by the last mark
+    got = store.stored_after(mark, 2)
+    assert [(a, q, d) for _, a, q, d in got] == [
+        (r.author, r.seq, r.data) for r in later[:2]]
+    rest = store.stored_after(got[-1][0], 2)
+    assert [d for *_, d in rest] == [later[2].data]
+    assert store.stored_after(rest[-1][0], 2) == []
+    assert store.stored_after(store.high_water(), 10) == []
+    assert [d for *_, d in store.stored_after(0, 10)] == [r.data for r in first + later]
 
 
 def test_held_above_clock_lists_records_past_a_gap(store: Store) -> None:
