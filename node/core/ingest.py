@@ -179,6 +179,12 @@ class Ingest:
                 return reason
         return None
 
+    def forwardable(self, records: Sequence[Record]) -> bool:
+        """Whether gossip may relay these (verified, screened) records: not if one names
+        a task not here yet. It waits in the pool here, and is relayed by no one: a
+        peer that has the task gets it by sync. No side effects beyond the screen's."""
+        return not any(self.admission.verdict(r)[0] is Verdict.PENDING for r in records)
+
     def accept(self, records: Sequence[Record], source: str) -> list[Saved | Verdict]:
         """Save already-verified records that pass admission; announce the new ones.
 

@@ -105,6 +105,8 @@ class Gossip:
         self.host = host
         self.known = known  # record CID -> held here (stored or pooled: verified already)
         self.screen: Screen | None = None  # set by the node: admission's never-valid check
+        # set by the node: False if a record names a task not here yet (see _validate)
+        self.forwardable: Callable[[list[Record]], bool] | None = None
         self.topic = genesis.topic()
         self.config = config
         self.on_records = on_records
@@ -183,6 +185,14 @@ class Gossip:
         except trio.WouldBlock:
             self.counters.count_drop("ingest")
             log.warning("gossip: ingest queue full, %d records left to sync", len(records))
+        # A record for a task not here yet waits in admission's pool; the message is
+        # not forwarded (gossipsub v1.1's "ignore": handed to ingest above, not charged).
+        # Forwarded, a flood of such records from fresh keys reached every node once
+        # from its sender and again from each node that relayed it (issue 13's Sybil
+        # volume). A peer that has the task gets the records by sync.
+        if records and self.forwardable is not None and not self.forwardable(records):
+            self.counters.not_forwarded += 1
+            return False
         return True
 
     def _reject(self, peer: str, exc: Exception) -> None:

@@ -32,6 +32,7 @@ class P2PCounters:
     gossip_records_in: int = 0
     gossip_records_out: int = 0
     gossip_dropped: int = 0  # records not gossiped (buffer full / publish failed)
+    not_forwarded: int = 0  # gossip messages kept but not relayed (a task not here yet)
     sync_records: int = 0  # records received by sync
     syncs: int = 0  # completed sync sessions (as client)
     sync_served: int = 0  # records sent to peers by our sync server
@@ -110,6 +111,7 @@ class P2PCounters:
             "gossip_records_in": self.gossip_records_in,
             "gossip_records_out": self.gossip_records_out,
             "gossip_dropped": self.gossip_dropped, "sync_records": self.sync_records,
+            "not_forwarded": self.not_forwarded,
             "syncs": self.syncs, "sync_served": self.sync_served,
             "rejected": dict(self.rejected), "drops": dict(self.drops),
             "faults": dict(self.faults), "bans": dict(self.bans),

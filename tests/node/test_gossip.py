@@ -14,7 +14,7 @@ from node.core.config import Config, GossipConfig, SyncConfig
 from node.p2p.frames import FrameError, decode_batch, encode_batch
 from protocol.encoding import encode_canonical
 from protocol.genesis import Genesis, Validator
-from protocol.records import Record
+from protocol.records import Annotation, Record
 
 
 def gossip_only(**gossip: Any) -> Config:
@@ -129,3 +129,33 @@ async def test_throughput_batched_vs_single(tmp_path: Path) -> None:
     for label, (got, rate) in results.items():
         print(f"gossip {label}: {got}/{n} records at both peers, {rate:,.0f} records/s")
     assert results["batched"][0] == results["one-per-message"][0] == n
+
+
+async def test_records_waiting_for_their_task_are_kept_but_not_relayed(tmp_path: Path) -> None:
+    """gossipsub v1.1's "ignore": a message with a record for a task not here yet is
+    handed to ingest (its pool) but not relayed, and its sender is not charged.
+    Relayed, a flood of such records from fresh keys reached every node once from its
+    sender and again from every node that relayed it (issue 13's Sybil volume)."""
+    def no_waiting(records: list[Record]) -> bool:
+        return not any(isinstance(r.body, Annotation) and r.body.label == "wait"
+                       for r in records)
+    with trio.fail_after(30):
+        async with open_cluster(tmp_path, 3, config=gossip_only()) as c:
+            sender, relay, far = c.nodes
+            relay.set_screen(lambda records: None, no_waiting)
+            await c.connect(1, 0)
+            await c.connect(2, 1)  # far hears only what relay forwards
+            await wait_until(lambda: len(relay.peers()) == 2)
+            for node in (relay, far):
+                await wait_until(lambda n=node: bool(n.gossip.pubsub.peer_topics.get(
+                    n.gossip.topic)))
+            await trio.sleep(1.0)  # the mesh
+            waiting = make_records(c.genesis, key(4), [1, 2], label="wait")
+            await sender.gossip.publish_payload(encode_batch([r.data for r in waiting]))
+            await wait_until(lambda: c.stores[1].count() == 2)  # kept where it came
+            good = make_records(c.genesis, key(5), [1])
+            await sender.gossip.publish_payload(encode_batch([good[0].data]))
+            await wait_until(lambda: c.stores[2].count() == 1)  # relayed as before
+            assert not any(c.stores[2].has(r.cid) for r in waiting)
+            assert relay.counters.not_forwarded == 1
+            assert relay.counters.rejected == {} and relay.scores.count(sender.peer_id) == 0
