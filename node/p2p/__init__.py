@@ -3,6 +3,7 @@
     host.py    open_host / P2PHost (Noise-only, Yamux, TCP), serve_bootstrap, bans
     gossip.py  Gossip: topic validator, ingest queue, batching publisher
     sync.py    Sync: /annot/sync/1.1.0 (and 1.0.0) vector-clock sync, scheduler
+    sync_serve.py  what the sync server sends a peer, and what not again
     frames.py  pure codecs for gossip batches and sync frames
     peers.py   counters, invalid-message scores, ban list (with reasons)
     health.py  per-peer sync health and the p2p layer's Prometheus metrics

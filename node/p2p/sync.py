@@ -28,10 +28,9 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-import msgpack
 import trio
 from libp2p.exceptions import ParseError
 from libp2p.io.exceptions import MessageTooLarge
@@ -45,6 +44,7 @@ from node.p2p.gossip import OnRecords
 from node.p2p.health import SyncHealth
 from node.p2p.host import ConnEvent, P2PHost
 from node.p2p.peers import P2PCounters, PeerScores
+from node.p2p.sync_serve import ServeLedger, pages
 from node.store.db import Store
 from protocol.cid import cid_bytes
 from protocol.errors import ProtocolError
@@ -64,14 +64,6 @@ MAX_SERVER_SESSIONS = 16
 # (half-open streams from one peer would otherwise hold every server slot)
 MAX_SERVER_SESSIONS_PER_PEER = 2
 WRONG_NETWORK_BAN_S = 300.0
-# A peer that is no validator gets each record from our sync server once per this
-# many seconds: one that keeps no records (a leech, or an attacker that makes us read
-# and send the whole store again on every sync) pulled 1,200-2,300 records a second
-# from every node in the mixed attack. An honest peer stores what it gets, so its
-# clock moves on and it asks for new records only; one that lost some records gets
-# them again after this. Validators are always served in full.
-RESEND_AFTER_S = 60.0
-MAX_SERVED_PEERS = 1024  # peers remembered for RESEND_AFTER_S (least recent forgotten)
 MAX_POOL_SOURCES = 256  # peers told what our pool holds (see Sync._have)
 MIN_THREAD_CHUNK = 32  # below this, one thread: a thread hop costs ~50 us
 
@@ -88,11 +80,6 @@ class Pool(Protocol):
 
 class SyncError(NodeError):
     """A sync session that failed: stream error, timeout, refusal or bad data."""
-
-
-def _seq_of(data: bytes) -> int:
-    # our own store's bytes, verified when saved: a plain unpack is enough
-    return int(msgpack.unpackb(data, raw=False)["s"])
 
 
 class Sync:
@@ -128,7 +115,7 @@ class Sync:
         self._threads = config.verify_threads or max(1, os.cpu_count() or 1)
         self.pool: Pool | None = None  # set by the node (P2PNode.set_pool)
         # peer that is no validator -> (store high-water, time) of its last whole session
-        self._served: dict[str, tuple[int, float]] = {}
+        self._served = ServeLedger()
         # peers whose sync brought records that went to the pool (most recent last)
         self._pool_sources: dict[str, None] = {}
         # record CID -> held here (stored, or pooled once set_pool ran): verified already
@@ -197,9 +184,8 @@ class Sync:
         validator = peer in self._validators
         now = trio.current_time()
         # what a peer that is no validator got from us in a whole session a moment ago
-        # is not sent again (see RESEND_AFTER_S)
-        last = None if validator else self._served.get(peer)
-        floor = last[0] if last is not None and now - last[1] < RESEND_AFTER_S else 0
+        # is not sent again (sync_serve.ServeLedger)
+        floor = 0 if validator else self._served.floor(peer, now)
         top = self.store.high_water()
         mine = self.store.clock()
         theirs: dict[bytes, int] = {}
@@ -229,7 +215,7 @@ class Sync:
         batch: list[bytes] = []
         size = 0
         sent = 0
-        for page in self._pages(mine, theirs, have, floor):
+        for page in pages(self.store, mine, theirs, have, floor, self._batch):
             for data in page:
                 if batch and (len(batch) >= self._batch or size + len(data) > self._budget):
                     await self._write(rw, fr.encode_recs(batch))
@@ -246,37 +232,8 @@ class Sync:
             self.counters.count_served(len(batch), validator)
         await self._write(rw, fr.encode_done())
         if not validator:
-            self._served.pop(peer, None)
-            self._served[peer] = (top, now)  # most recent last
-            while len(self._served) > MAX_SERVED_PEERS:
-                del self._served[next(iter(self._served))]
+            self._served.served(peer, top, now)
         log.debug("sync: sent %d records to %s", sent, peer)
-
-    def _pages(self, mine: dict[bytes, int], theirs: dict[bytes, int],
-               have: dict[bytes, set[int]], floor: int) -> Iterator[list[bytes]]:
-        """The records to send, a page at a time: every author's records above their
-        clock (``Store.records_after``, fork evidence included), except those they hold
-        past a gap; with a ``floor`` (a peer that got everything a moment ago, see
-        RESEND_AFTER_S) only records stored since, read in storage order, so a session
-        costs what is new, not a walk through every author's records."""
-        if floor:
-            while new := self.store.stored_after(floor, self._batch):
-                yield [data for _, author, seq, data in new
-                       if seq > theirs.get(author, 0) and seq not in have.get(author, ())]
-                if len(new) < self._batch:
-                    return
-                floor = new[-1][0]
-            return
-        for author in mine:
-            after = theirs.get(author, 0)
-            held = have.get(author, set())
-            while True:
-                rows = self.store.records_after(author, after, self._batch)
-                # they hold those past a gap already: never resent
-                yield [d for d in rows if not held or _seq_of(d) not in held]
-                if len(rows) < self._batch:
-                    break
-                after = _seq_of(rows[-1])
 
     # ------------------------------------------------------------ client
     async def sync_with(self, peer: str) -> int:

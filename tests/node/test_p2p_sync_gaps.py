@@ -27,7 +27,7 @@ from node.core.metrics import Metrics
 from node.p2p import P2PNode, serve_p2p
 from node.p2p import frames as fr
 from node.p2p.health import PeerSyncHealth
-from node.p2p.sync import RESEND_AFTER_S
+from node.p2p.sync_serve import RESEND_AFTER_S
 from node.store.db import open_store
 from protocol.genesis import Genesis, Validator
 from protocol.records import Record
@@ -120,7 +120,8 @@ async def test_a_peer_that_keeps_nothing_is_not_sent_everything_again(
             assert await leech.request_sync(server.peer_id) == 5  # only the new ones
             assert sum(got) == 45
             served = server.counters.sync_served
-            server.sync._served[leech.peer_id] = (0, trio.current_time() - RESEND_AFTER_S)
+            # a minute passes: its last whole session is too old to spare it anything
+            server.sync._served.served(leech.peer_id, 0, trio.current_time() - RESEND_AFTER_S)
             assert await leech.request_sync(server.peer_id) == 45  # a minute later: all
             assert server.counters.sync_served == served + 45
         finally:
