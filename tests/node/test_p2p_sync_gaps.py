@@ -12,9 +12,11 @@ Both run real libp2p hosts on 127.0.0.1.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -28,8 +30,9 @@ from node.p2p import P2PNode, serve_p2p
 from node.p2p import frames as fr
 from node.p2p.health import PeerSyncHealth
 from node.p2p.sync_serve import RESEND_AFTER_S
-from node.store.db import open_store
+from node.store.db import Store, open_store
 from protocol.genesis import Genesis, Validator
+from protocol.keys import SigningKey
 from protocol.records import Record
 
 
@@ -136,13 +139,7 @@ async def test_records_waiting_for_their_task_are_not_pulled_again(tmp_path: Pat
         server = c.nodes[0]
         # author 7 labelled a task nobody here has: seqs 1..30 past no gap at all
         c.stores[0].save_records(make_records(c.genesis, key(7), range(1, 31)))
-        store = open_store(tmp_path / "client.db")
-        ingest = Ingest(store, c.genesis, Metrics(), lambda data: None)
-        client: P2PNode = await c.nursery.start(partial(
-            serve_p2p, key(1), c.genesis, c.config, store,
-            lambda records, peer: _accept(ingest, records, peer)))
-        try:
-            client.set_pool(ingest.admission)
+        async with pooling_client(c, tmp_path, key(1)) as (client, ingest, store):
             await client.connect(server.listen_addrs()[0])
             await wait_until(lambda: server.peer_id in client.peers())
             await client.request_sync(server.peer_id)  # the sync on connect may bring them
@@ -152,8 +149,6 @@ async def test_records_waiting_for_their_task_are_not_pulled_again(tmp_path: Pat
             for _ in range(3):
                 assert await client.request_sync(server.peer_id) == 0
             assert server.counters.sync_served == served  # none sent again
-        finally:
-            store.close()
 
 
 async def test_the_pool_is_listed_only_to_peers_that_filled_it(tmp_path: Path,
@@ -173,13 +168,7 @@ async def test_the_pool_is_listed_only_to_peers_that_filled_it(tmp_path: Path,
     async with open_cluster(tmp_path, 2) as c:
         gap, honest = c.nodes[0], c.nodes[1]
         c.stores[0].save_records(make_records(c.genesis, key(7), range(1, 31)))
-        store = open_store(tmp_path / "client.db")
-        ingest = Ingest(store, c.genesis, Metrics(), lambda data: None)
-        client: P2PNode = await c.nursery.start(partial(
-            serve_p2p, key(5), c.genesis, c.config, store,
-            lambda records, peer: _accept(ingest, records, peer)))
-        try:
-            client.set_pool(ingest.admission)
+        async with pooling_client(c, tmp_path, key(5)) as (client, ingest, _):
             for server in (gap, honest):
                 await client.connect(server.listen_addrs()[0])
                 await wait_until(lambda s=server: s.peer_id in client.peers())
@@ -192,8 +181,23 @@ async def test_the_pool_is_listed_only_to_peers_that_filled_it(tmp_path: Path,
             hellos.clear()
             assert await client.request_sync(gap.peer_id) == 0
             assert hellos and all(author in h for _, h in hellos), hellos
-        finally:
-            store.close()
+
+
+@asynccontextmanager
+async def pooling_client(c: Any, tmp: Path, k: SigningKey,
+                         ) -> AsyncIterator[tuple[P2PNode, Ingest, Store]]:
+    """A node of our own stack whose ingest has admission's pool (records waiting for a
+    task go there, not to the store), connected to nothing yet."""
+    store = open_store(tmp / "client.db")
+    ingest = Ingest(store, c.genesis, Metrics(), lambda data: None)
+    try:
+        client: P2PNode = await c.nursery.start(partial(
+            serve_p2p, k, c.genesis, c.config, store,
+            lambda records, peer: _accept(ingest, records, peer)))
+        client.set_pool(ingest.admission)
+        yield client, ingest, store
+    finally:
+        store.close()
 
 
 async def _accept(ingest: Ingest, records: list[Record], peer: str) -> None:
