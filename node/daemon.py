@@ -115,7 +115,7 @@ async def open_running_node(home: NodeHome, config: Config | None = None
                 nursery.start_soon(_watch_gc, node.metrics)
                 # gossip refuses (never forwards) messages holding a never-valid record
                 # and charges their sender; sync and bitswap offenders are charged too
-                p2p.set_screen(node.ingest.screen, node.ingest.forwardable)
+                p2p.set_screen(node.ingest.screen)
                 # records waiting for their task are held too: not pulled again each sync
                 p2p.set_pool(node.ingest.admission)
                 # ingest calls on_invalid(peer, reason): a keyword ``layer`` here collided

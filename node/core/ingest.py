@@ -164,26 +164,24 @@ class Ingest:
             self.publish(record.data)
         return saved
 
-    def screen(self, records: Sequence[Record]) -> str | None:
-        """The reason the first never-valid record of ``records`` can never be stored,
-        or None; no side effects (no pool, no rate limit, no counters). For the gossip
-        validator: a message it rejects is neither delivered nor forwarded, so only
-        its first sender is charged, never an honest relay."""
+    def screen(self, records: Sequence[Record]) -> tuple[str | None, bool]:
+        """(why, relay): the reason the first never-valid record of ``records`` can
+        never be stored, or None; and whether gossip may relay them: not if one names
+        a task not here yet (it waits in the pool here, and a peer that has the task
+        gets it by sync). No side effects (no pool, no rate limit, no counters). For
+        the gossip validator: a message it rejects is neither delivered nor forwarded,
+        so only its first sender is charged, never an honest relay."""
+        relay = True
         for r in records:
             try:
                 self.check_rules(r)
             except ProtocolError as exc:
-                return reason_of(exc)
+                return reason_of(exc), False
             verdict, reason = self.admission.verdict(r)
             if verdict is Verdict.INVALID:
-                return reason
-        return None
-
-    def forwardable(self, records: Sequence[Record]) -> bool:
-        """Whether gossip may relay these (verified, screened) records: not if one names
-        a task not here yet. It waits in the pool here, and is relayed by no one: a
-        peer that has the task gets it by sync. No side effects beyond the screen's."""
-        return not any(self.admission.verdict(r)[0] is Verdict.PENDING for r in records)
+                return reason, False
+            relay = relay and verdict is not Verdict.PENDING
+        return None, relay
 
     def accept(self, records: Sequence[Record], source: str) -> list[Saved | Verdict]:
         """Save already-verified records that pass admission; announce the new ones.

@@ -42,8 +42,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("annot.p2p.gossip")
 
 OnRecords = Callable[[list[Record], str], Awaitable[None]]
-Screen = Callable[[list[Record]], "str | None"]
-"""``screen(records)``: why the first never-valid record can never be stored, or None
+Screen = Callable[[list[Record]], "tuple[str | None, bool]"]
+"""``screen(records)``: (why the first never-valid record can never be stored, or None;
+whether the message may be relayed: not if a record names a task not here yet)
 (``node.core.ingest.Ingest.screen``). Run by the topic validator, so a message it
 refuses is neither delivered nor forwarded: only its first sender is charged."""
 
@@ -83,7 +84,7 @@ class CountingGossipSub(GossipSub):
     silently (a debug log) when the peer's queue holds 32, and a record gossip
     loses this way reaches that peer only by its next sync."""
 
-    def __init__(self, *args: Any, counters: P2PCounters, validators: set[str],
+    def __init__(self, *args: Any, counters: P2PCounters, validators: set[ID],
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._counters = counters
@@ -92,7 +93,7 @@ class CountingGossipSub(GossipSub):
     def _handle_dropped_rpc(self, peer_id: Any, rpc: Any, reason: str) -> None:
         if rpc.publish:
             self._counters.count_drop(
-                "to_validator" if str(peer_id) in self._validators else "to_other")
+                "to_validator" if peer_id in self._validators else "to_other")
         super()._handle_dropped_rpc(peer_id, rpc, reason)
 
 
@@ -104,9 +105,7 @@ class Gossip:
                  known: Callable[[bytes], bool] = lambda cid: False) -> None:
         self.host = host
         self.known = known  # record CID -> held here (stored or pooled: verified already)
-        self.screen: Screen | None = None  # set by the node: admission's never-valid check
-        # set by the node: False if a record names a task not here yet (see _validate)
-        self.forwardable: Callable[[list[Record]], bool] | None = None
+        self.screen: Screen | None = None  # set by the node: admission's screen
         self.topic = genesis.topic()
         self.config = config
         self.on_records = on_records
@@ -117,9 +116,13 @@ class Gossip:
         self._max_in = genesis.params.max_batch_records
         self._max_out = min(config.batch_max_records, genesis.params.max_batch_records)
         self._max_out_bytes = min(config.batch_max_bytes, GOSSIP_PAYLOAD_CAP)
+        # the other validators: a publish always waits for them (see _wait_for_room),
+        # all other peers together for at most OTHERS_WAIT_SHARE of the time
+        self._validators: set[ID] = {ID.from_base58(v.peer_id) for v in genesis.validators
+                                     if v.peer_id != host.peer_id}
         direct = validator_peers(genesis, host.peer_id)
         self.router: Any = CountingGossipSub(
-            counters=counters, validators={str(p.peer_id) for p in direct},
+            counters=counters, validators=self._validators,
             protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID],
             degree=6, degree_low=4, degree_high=12,
             # a validator sends every message straight to every other validator
@@ -147,10 +150,6 @@ class Gossip:
             OUT_BUFFER_BYTES // 64)
         self._out_bytes = 0
         self._stuck: set[Any] = set()  # peers whose pubsub queue stays full (see below)
-        # the peers a publish always waits for (see _wait_for_room): the validators;
-        # all others together, for at most OTHERS_WAIT_SHARE of the time
-        self._waited: set[Any] = {ID.from_base58(v.peer_id) for v in genesis.validators
-                                  if v.peer_id != host.peer_id}
         self._others_budget = OTHERS_WAIT_BURST_S
         self._others_at = 0.0
 
@@ -173,7 +172,8 @@ class Gossip:
             return False
         try:
             records = self.decode_message(msg.data)
-            why = self.screen(records) if self.screen is not None and records else None
+            why, relay = (self.screen(records) if self.screen is not None and records
+                          else (None, True))
             if why is not None:
                 raise ScreenedOut(why)
         except (FrameError, ProtocolError) as exc:
@@ -190,7 +190,7 @@ class Gossip:
         # Forwarded, a flood of such records from fresh keys reached every node once
         # from its sender and again from each node that relayed it (issue 13's Sybil
         # volume). A peer that has the task gets the records by sync.
-        if records and self.forwardable is not None and not self.forwardable(records):
+        if not relay:
             self.counters.not_forwarded += 1
             return False
         return True
@@ -274,7 +274,7 @@ class Gossip:
                     if len(q) >= OUTBOUND_HIGH_WATER}
             self._stuck &= full
             waiting = full - self._stuck
-            others = waiting - self._waited
+            others = waiting - self._validators
             if others and self._others_budget <= 0:
                 waiting -= others
                 others = set()
@@ -286,9 +286,10 @@ class Gossip:
                          len(waiting), ", ".join(sorted(str(p) for p in waiting)))
                 break
             await trio.sleep(0.001)
-            waited, now = trio.current_time() - now, trio.current_time()
+            woke = trio.current_time()
             if others:
-                self._others_budget -= waited
+                self._others_budget -= woke - now
+            now = woke
         self.counters.count_publish_wait(now - start)
 
     def _take_nowait(self, batch: list[bytes], size: int) -> tuple[int, bytes | None]:

@@ -52,8 +52,8 @@ class P2PMetrics:
                              "full, or our ingest queue was (sync delivers them later).",
                              ["where"], registry=r)
         self.publish_wait = Counter("annot_gossip_publish_wait_seconds", "Time our gossip "
-                                    "publishes waited for a validator's pubsub queue to "
-                                    "drain (py-libp2p drops past 32 queued).", registry=r)
+                                    "publishes waited for peers' pubsub queues to drain "
+                                    "(py-libp2p drops past 32 queued).", registry=r)
         self.served = Counter("annot_sync_served_records", "Records our sync server sent "
                               "to peers, by whether the peer is a validator.", ["peer"],
                               registry=r)

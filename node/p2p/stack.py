@@ -51,12 +51,11 @@ class P2PNode:
         self.counters = counters
         self.scores = scores if scores is not None else sync.scores
 
-    def set_screen(self, screen: Any, forwardable: Any = None) -> None:
+    def set_screen(self, screen: Any) -> None:
         """Have gossip refuse (not forward, charge the sender) messages holding a record
-        ``screen`` calls never-valid; pass ``node.ingest.screen``. With ``forwardable``
-        (``node.ingest.forwardable``), a message it says no to is kept but not relayed."""
+        ``screen`` calls never-valid, and keep but not relay those it says not to relay;
+        pass ``node.ingest.screen``."""
         self.gossip.screen = screen
-        self.gossip.forwardable = forwardable
 
     def set_pool(self, pool: Pool) -> None:
         """Records held outside the store (admission's pending pool): sync tells peers

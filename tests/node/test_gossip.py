@@ -136,13 +136,13 @@ async def test_records_waiting_for_their_task_are_kept_but_not_relayed(tmp_path:
     handed to ingest (its pool) but not relayed, and its sender is not charged.
     Relayed, a flood of such records from fresh keys reached every node once from its
     sender and again from every node that relayed it (issue 13's Sybil volume)."""
-    def no_waiting(records: list[Record]) -> bool:
-        return not any(isinstance(r.body, Annotation) and r.body.label == "wait"
-                       for r in records)
+    def no_waiting(records: list[Record]) -> tuple[str | None, bool]:
+        return None, not any(isinstance(r.body, Annotation) and r.body.label == "wait"
+                             for r in records)
     with trio.fail_after(30):
         async with open_cluster(tmp_path, 3, config=gossip_only()) as c:
             sender, relay, far = c.nodes
-            relay.set_screen(lambda records: None, no_waiting)
+            relay.set_screen(no_waiting)
             await c.connect(1, 0)
             await c.connect(2, 1)  # far hears only what relay forwards
             await wait_until(lambda: len(relay.peers()) == 2)

@@ -14,7 +14,7 @@ from node.p2p.peers import P2PCounters
 
 
 def _router(counters: P2PCounters, validator: ID) -> CountingGossipSub:
-    return CountingGossipSub(counters=counters, validators={str(validator)},
+    return CountingGossipSub(counters=counters, validators={validator},
                              protocols=[], degree=6, degree_low=4, degree_high=12)
 
 

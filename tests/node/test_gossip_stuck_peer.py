@@ -31,7 +31,7 @@ def publisher(queues: dict[str, list[int]]) -> Gossip:
     g = Gossip.__new__(Gossip)  # only the wait's state: no host, no router
     g.pubsub = SimpleNamespace(peer_queues=queues)
     g._stuck = set()
-    g._waited = {p for p in queues if p != "stranger"}  # validators: every other peer
+    g._validators = {p for p in queues if p != "stranger"}  # validators: every other peer
     g._others_budget, g._others_at = OTHERS_WAIT_BURST_S, trio.current_time()
     g.counters = P2PCounters()
     return g

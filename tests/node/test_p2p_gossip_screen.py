@@ -12,11 +12,11 @@ from node.p2p.frames import encode_batch
 from protocol.records import Annotation, Record
 
 
-def no_bad_labels(records: list[Record]) -> str | None:
+def no_bad_labels(records: list[Record]) -> tuple[str | None, bool]:
     for r in records:
         if isinstance(r.body, Annotation) and r.body.label == "bad":
-            return "label 'bad' is not in the task's schema"
-    return None
+            return "label 'bad' is not in the task's schema", False
+    return None, True
 
 
 async def test_screened_gossip_is_refused_and_charged(tmp_path: Path) -> None:
