@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,30 +65,38 @@ async def pause(a: Attack, seconds: float) -> None:
     await trio.sleep(max(0.0, min(seconds, a.deadline - trio.current_time())))
 
 
-async def pubsub_frames(a: Attack) -> None:
-    threshold = Config.for_tests().gossip.invalid_threshold
-    for k in range(8):
+async def from_fresh_hosts(a: Attack, hosts: int, key_base: int,
+                           attack: Callable[[Any, ID], Awaitable[None]],
+                           pause_s: float = 0.0) -> None:
+    """Throwaway hosts one after another (host ``k`` has key byte ``key_base + k``), each
+    connected to node ``k % 4`` and handed to ``attack`` with that node's peer id, then
+    closed; ``pause_s`` between hosts. Stops at ``hosts`` or the attack's end."""
+    for k in range(hosts):
         if trio.current_time() > a.deadline:
             break
-        victim = ID.from_base58(a.peer_ids[k % 4])
-        async with open_host(SigningKey(bytes([0xa0 + k]) * 32), Config.for_tests().p2p) as h:
+        async with open_host(SigningKey(bytes([key_base + k]) * 32),
+                             Config.for_tests().p2p) as h:
             await h.connect(a.addrs[k % 4])
-            a.count("malformed_frames", await attack_pubsub(h, victim, threshold + 5))
-        await pause(a, a.attack_s / 8)
+            await attack(h, ID.from_base58(a.peer_ids[k % 4]))
+        await pause(a, pause_s)
+
+
+async def pubsub_frames(a: Attack) -> None:
+    threshold = Config.for_tests().gossip.invalid_threshold
+
+    async def frames(h: Any, victim: ID) -> None:
+        a.count("malformed_frames", await attack_pubsub(h, victim, threshold + 5))
+    await from_fresh_hosts(a, 8, 0xa0, frames, a.attack_s / 8)
 
 
 async def bitswap_floods(a: Attack) -> None:
-    for k in range(4):
-        if trio.current_time() > a.deadline:
-            break
-        victim = ID.from_base58(a.peer_ids[k % 4])
-        async with open_host(SigningKey(bytes([0xb0 + k]) * 32), Config.for_tests().p2p) as h:
-            await h.connect(a.addrs[k % 4])
-            with trio.move_on_after(max(0.0, min(a.attack_s / 4,
-                                                 a.deadline - trio.current_time()))):
-                await attack_bitswap(h, victim, 2)
-                a.count("bitswap_want_frames", 2)
-                await trio.sleep(a.attack_s / 4)  # a slow reader that never reads its replies
+    async def flood(h: Any, victim: ID) -> None:
+        with trio.move_on_after(max(0.0, min(a.attack_s / 4,
+                                             a.deadline - trio.current_time()))):
+            await attack_bitswap(h, victim, 2)
+            a.count("bitswap_want_frames", 2)
+            await trio.sleep(a.attack_s / 4)  # a slow reader that never reads its replies
+    await from_fresh_hosts(a, 4, 0xb0, flood)
 
 
 def sign_sybils(net: bytes) -> list[list[bytes]]:
