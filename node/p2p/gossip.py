@@ -30,6 +30,7 @@ from node.p2p.frames import GOSSIP_PAYLOAD_CAP, RPC_CAP, FrameError, decode_batc
 from node.p2p.host import P2PHost
 from node.p2p.peers import P2PCounters, PeerScores
 from node.p2p.safe_pubsub import SafePubsub
+from node.p2p.spr_cache import install as install_spr_cache
 from protocol.cid import cid_bytes
 from protocol.errors import ProtocolError
 from protocol.genesis import Genesis
@@ -139,6 +140,7 @@ class Gossip:
             adaptive_gossip_enabled=False,  # would stretch the heartbeat to 30 s
             spam_protection_enabled=False,  # caps every peer at 10 msg/s; we validate
         )
+        install_spr_cache()  # our signed peer record built once a second, not per RPC
         # SafePubsub: py-libp2p's Pubsub with per-stream write locks and supervised
         # inbound streams (a malformed frame is the peer's fault, never our crash)
         self.pubsub: Any = SafePubsub(host.raw, self.router, strict_signing=True,

@@ -1,6 +1,6 @@
-"""Reproducers for two py-libp2p 0.8.1 pubsub bugs (docs/upstream/py-libp2p.md).
+"""Reproducers for three py-libp2p 0.8.1 pubsub bugs (docs/upstream/py-libp2p.md).
 
-Run: ``.venv/bin/python tests/upstream/repro_pylibp2p_pubsub.py [decode|interleave]``.
+Run: ``.venv/bin/python tests/upstream/repro_pylibp2p_pubsub.py [decode|interleave|spr]``.
 Stock py-libp2p only (no annot code), two hosts on 127.0.0.1. Exit code 1 and
 "REPRODUCED" when the bug shows; 0 when it does not (e.g. fixed upstream).
 
@@ -9,6 +9,8 @@ decode      one 7-byte malformed RPC on /meshsub/1.1.0: ``DecodeError`` escapes
 interleave  two concurrent ``Pubsub.write_msg`` calls of 140 KB RPCs on one
             stream (what gossipsub's ``send_recent_messages`` does beside the
             per-peer queue writer): the reader sees foreign bytes in a frame.
+spr         50 gossipsub publishes to one subscribed peer: the host's signed
+            peer record is looked up again (``host.get_addrs()``) for each.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.floodsub import FloodSub
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
@@ -96,11 +99,44 @@ async def interleave() -> bool:
     return False
 
 
+async def spr() -> bool:
+    a, b = _host(5), _host(6)
+    calls = 0
+    get_addrs = a.get_addrs
+
+    def counted() -> list[multiaddr.Multiaddr]:
+        nonlocal calls
+        calls += 1
+        return list(get_addrs())
+
+    async with a.run([LISTEN]), b.run([LISTEN]):
+        pa = Pubsub(a, GossipSub([PROTOCOL_ID_V11], degree=1, degree_low=1, degree_high=2,
+                                 spam_protection_enabled=False))
+        pb = Pubsub(b, GossipSub([PROTOCOL_ID_V11], degree=1, degree_low=1, degree_high=2,
+                                 spam_protection_enabled=False))
+        async with background_trio_service(pa), background_trio_service(pa.router), \
+                background_trio_service(pb), background_trio_service(pb.router):
+            await pa.wait_until_ready()
+            await pb.wait_until_ready()
+            await pb.subscribe("repro")
+            await a.connect(info_from_p2p_addr(b.get_addrs()[0]))
+            with trio.move_on_after(10):
+                while "repro" not in pa.peer_topics or not pa.peer_topics["repro"]:
+                    await trio.sleep(0.05)
+            a.get_addrs = counted  # type: ignore[method-assign]
+            for k in range(50):
+                await pa.publish("repro", b"message %d" % k)
+            pa.seen_messages.stop()
+            pb.seen_messages.stop()
+    print(f"spr: host.get_addrs() called {calls} times for 50 publishes")
+    return calls >= 50
+
+
 def main() -> int:
-    which = sys.argv[1:] or ["decode", "interleave"]
+    which = sys.argv[1:] or ["decode", "interleave", "spr"]
     found = False
     for name in which:
-        hit = trio.run({"decode": decode, "interleave": interleave}[name])
+        hit = trio.run({"decode": decode, "interleave": interleave, "spr": spr}[name])
         print(f"{name}: {'REPRODUCED' if hit else 'not reproduced'}")
         found = found or hit
     return 1 if found else 0
