@@ -7,7 +7,7 @@
     frames.py  pure codecs for gossip batches and sync frames
     peers.py   counters, invalid-message scores, ban list (with reasons)
     health.py  per-peer sync health and the p2p layer's Prometheus metrics
-    safe_pubsub.py  py-libp2p's Pubsub with two upstream bugs fixed (docs/upstream/)
+    safe_pubsub.py  py-libp2p's Pubsub with three upstream bugs fixed (docs/upstream/)
     spr_cache.py  py-libp2p's per-RPC signed peer record, built and checked once
     stack.py   serve_p2p / P2PNode: the whole stack in one nursery
 """

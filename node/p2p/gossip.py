@@ -145,7 +145,8 @@ class Gossip:
         # inbound streams (a malformed frame is the peer's fault, never our crash)
         self.pubsub: Any = SafePubsub(host.raw, self.router, strict_signing=True,
                                       max_inbound_rpc_size=RPC_CAP,
-                                      on_fault=self._on_stream_fault)
+                                      on_fault=self._on_stream_fault,
+                                      on_duplicate=counters.count_concurrent_duplicate)
         self._in_send, self._in_recv = trio.open_memory_channel[tuple[list[Record], str]](
             INGEST_QUEUE)
         self._out_send, self._out_recv = trio.open_memory_channel[bytes](

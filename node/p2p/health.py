@@ -54,6 +54,10 @@ class P2PMetrics:
         self.publish_wait = Counter("annot_gossip_publish_wait_seconds", "Time our gossip "
                                     "publishes waited for peers' pubsub queues to drain "
                                     "(py-libp2p drops past 32 queued).", registry=r)
+        self.duplicates = Counter("annot_gossip_concurrent_duplicates", "Copies of a gossip "
+                                  "message dropped because the message was being validated "
+                                  "(py-libp2p would validate and relay each again).",
+                                  registry=r)
         self.served = Counter("annot_sync_served_records", "Records our sync server sent "
                               "to peers, by whether the peer is a validator.", ["peer"],
                               registry=r)

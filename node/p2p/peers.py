@@ -33,6 +33,7 @@ class P2PCounters:
     gossip_records_out: int = 0
     gossip_dropped: int = 0  # records not gossiped (buffer full / publish failed)
     not_forwarded: int = 0  # gossip messages kept but not relayed (a task not here yet)
+    concurrent_duplicates: int = 0  # copies dropped while the message was in validation
     sync_records: int = 0  # records received by sync
     syncs: int = 0  # completed sync sessions (as client)
     sync_served: int = 0  # records sent to peers by our sync server
@@ -65,6 +66,12 @@ class P2PCounters:
         self.drops[where] += 1
         if self._own is not None:
             self._own.drops.labels(where=where).inc()
+
+    def count_concurrent_duplicate(self) -> None:
+        """A copy of a gossip message that came while the message was in validation."""
+        self.concurrent_duplicates += 1
+        if self._own is not None:
+            self._own.duplicates.inc()
 
     def count_publish_wait(self, seconds: float) -> None:
         if self._own is not None and seconds > 0:
@@ -112,6 +119,7 @@ class P2PCounters:
             "gossip_records_out": self.gossip_records_out,
             "gossip_dropped": self.gossip_dropped, "sync_records": self.sync_records,
             "not_forwarded": self.not_forwarded,
+            "concurrent_duplicates": self.concurrent_duplicates,
             "syncs": self.syncs, "sync_served": self.sync_served,
             "rejected": dict(self.rejected), "drops": dict(self.drops),
             "faults": dict(self.faults), "bans": dict(self.bans),

@@ -1,8 +1,8 @@
-"""py-libp2p's Pubsub with two upstream bugs fixed, keeping its public API.
+"""py-libp2p's Pubsub with three upstream bugs fixed, keeping its public API.
 
 :class:`SafePubsub` is a subclass of ``libp2p.pubsub.pubsub.Pubsub`` (0.8.1)
-that gossip uses instead of the stock class. It fixes, in our adapter, two
-bugs written down with reproducers in ``docs/upstream/py-libp2p.md``:
+that gossip uses instead of the stock class. It fixes, in our adapter, the
+bugs numbered 1, 2 and 4 in ``docs/upstream/py-libp2p.md`` (with reproducers):
 
 1. **A malformed frame ends the process.** ``continuously_read_stream``
    parses each RPC with protobuf's ``ParseFromString`` and does not catch
@@ -28,6 +28,16 @@ bugs written down with reproducers in ``docs/upstream/py-libp2p.md``:
 Also, ``push_msg`` runs as a service task per received message; an
 exception there would cancel the whole pubsub service. For messages from
 other peers it is caught, counted and charged to the forwarder.
+
+4. **Copies of a message that arrive while it is validated are validated
+   again, and relayed again.** ``push_msg`` marks a message seen only after its
+   signature check and the (async) topic validator, so every copy that arrives
+   meanwhile — from each validator that relays it, and from every mesh peer —
+   is verified whole (every record of the batch) and then forwarded a second
+   time. The busier a node, the longer that window and the more copies fall
+   into it. go-libp2p drops such copies (they are already in validation); here
+   a copy whose message id is in validation is dropped too, and counted
+   (``concurrent_duplicates``).
 """
 
 from __future__ import annotations
@@ -49,12 +59,16 @@ OnFault = Callable[[str, str], None]
 class SafePubsub(Pubsub):
     """Pubsub whose per-peer failures stay with that peer (see the module doc)."""
 
-    def __init__(self, *args: Any, on_fault: OnFault | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, on_fault: OnFault | None = None,
+                 on_duplicate: Callable[[], None] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._on_fault = on_fault
+        self._on_duplicate = on_duplicate
         self._write_locks: weakref.WeakKeyDictionary[Any, trio.Lock] = (
             weakref.WeakKeyDictionary())
         self.stream_faults = 0  # inbound streams closed because of an exception
+        self.concurrent_duplicates = 0  # copies dropped: the message was in validation
+        self._validating: set[bytes] = set()  # ids of messages in push_msg now
 
     def _lock_for(self, stream: Any) -> trio.Lock:
         lock = self._write_locks.get(stream)
@@ -96,7 +110,17 @@ class SafePubsub(Pubsub):
             await super().push_msg(msg_forwarder, msg)
             return
         try:
-            await super().push_msg(msg_forwarder, msg)
+            msg_id = self._msg_id_constructor(msg)
+            if msg_id in self._validating:
+                self.concurrent_duplicates += 1
+                if self._on_duplicate is not None:
+                    self._on_duplicate()
+                return
+            self._validating.add(msg_id)
+            try:
+                await super().push_msg(msg_forwarder, msg)
+            finally:
+                self._validating.discard(msg_id)
         except Exception as exc:
             log.warning("pubsub: message from %s failed: %s: %s", msg_forwarder,
                         type(exc).__name__, exc)

@@ -123,3 +123,68 @@ async def test_concurrent_large_rpcs_never_interleave_on_one_stream(tmp_path: Pa
         parsed.ParseFromString(f)  # DecodeError (or mixed bytes below) if interleaved
         data = parsed.publish[0].data
         assert len(data) == 140_000 and len(set(data)) == 1, "two RPCs interleaved"
+
+
+
+async def _three_copies_in_validation(pubsub_cls: type) -> tuple[list[bytes], list[bytes], Any]:
+    """Deliver one message three times while a 0.2 s validator runs on the first copy, then
+    once after, then another message; return (validated, relayed, pubsub)."""
+    from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
+    from libp2p.tools.anyio_service import background_trio_service
+
+    validated: list[bytes] = []
+    relayed: list[bytes] = []
+
+    async def slow_validator(forwarder: Any, msg: Any) -> bool:
+        validated.append(msg.data)
+        await trio.sleep(0.2)  # a batch of records being verified
+        return True
+
+    async with open_host(SigningKey(b"\x41" * 32), Config.for_tests().p2p) as h:
+        router = GossipSub([PROTOCOL_ID_V11], degree=1, degree_low=1, degree_high=2,
+                           spam_protection_enabled=False)
+        ps = pubsub_cls(h.raw, router, strict_signing=False)
+        real_publish = router.publish
+
+        async def publish(forwarder: Any, msg: Any) -> None:
+            relayed.append(msg.data)
+            await real_publish(forwarder, msg)
+        router.publish = publish  # type: ignore[method-assign]
+        try:
+            async with background_trio_service(ps), background_trio_service(router):
+                await ps.wait_until_ready()
+                ps.set_topic_validator("t", slow_validator, True)
+                await ps.subscribe("t")
+                origin, relay = (ID.from_base58(SigningKey(bytes([k]) * 32).peer_id)
+                                 for k in (0x42, 0x43))
+
+                def copy(data: bytes) -> rpc_pb2.Message:
+                    return rpc_pb2.Message(from_id=origin.to_bytes(), data=data,
+                                           seqno=b"\x00" * 7 + data[-1:], topicIDs=["t"])
+                async with trio.open_nursery() as n:
+                    # the origin's copy, then two relayed copies while it is validated
+                    n.start_soon(ps.push_msg, origin, copy(b"m1"))
+                    await trio.sleep(0.05)
+                    n.start_soon(ps.push_msg, relay, copy(b"m1"))
+                    n.start_soon(ps.push_msg, origin, copy(b"m1"))
+                await ps.push_msg(relay, copy(b"m1"))  # seen by now: py-libp2p drops it
+                await ps.push_msg(relay, copy(b"m2"))  # another message is its own
+        finally:
+            await trio.to_thread.run_sync(ps.seen_messages.stop)
+    return validated, relayed, ps
+
+
+async def test_copies_that_come_during_validation_are_dropped_not_validated_again() -> None:
+    """py-libp2p marks a message seen only after its (async) validation: every copy that
+    came meanwhile was validated whole and relayed again (docs/upstream bug 4)."""
+    from libp2p.pubsub.pubsub import Pubsub
+
+    from node.p2p.safe_pubsub import SafePubsub
+
+    # the upstream bug, shown on stock py-libp2p 0.8.1
+    validated, relayed, _ = await _three_copies_in_validation(Pubsub)
+    assert validated == relayed == [b"m1", b"m1", b"m1", b"m2"], (validated, relayed)
+    # fixed: the copies in validation are dropped and counted
+    validated, relayed, ps = await _three_copies_in_validation(SafePubsub)
+    assert validated == relayed == [b"m1", b"m2"], (validated, relayed)
+    assert ps.concurrent_duplicates == 2
