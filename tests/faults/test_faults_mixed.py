@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -56,7 +57,7 @@ from protocol.keys import SigningKey
 from protocol.records import Annotation, Task, sign_record
 
 from .common import HTTPRPC, RPCFailure, Workload, make_workload
-from .mixed_attackers import BYZ_VOTES, CLASSES, SYBIL_ROUNDS, SYBILS
+from .mixed_attackers import BYZ_VOTES, CLASSES, SYBIL_ROUNDS, SYBILS, attacker_dir
 from .summary import add, note
 from .test_faults_attack_edge import attack_rpc, metric
 
@@ -198,18 +199,19 @@ def store_bound(unattacked_growth: int, fork_bytes: int, big_bytes: int) -> int:
 
 # ---------------------------------------------------------------- the attackers
 
-def start_attackers(run: Run, tmp: Path, hot: Workload, x: bytes, y: bytes,
+def start_attackers(run: Run, tmp: Path, stores: Path, hot: Workload, x: bytes, y: bytes,
                     big: list[bytes]) -> tuple[subprocess.Popen[bytes], Path, Path]:
     """Start the p2p attackers (``mixed_attackers``) in a process of their own at nice
-    19; return it, the file it writes when its attack begins and the one with what it
-    sent."""
+    19, their stores in ``stores``; return it, the file it writes when its attack
+    begins and the one with what it sent."""
     c = run.c
     gpath, ready, out = tmp / "mixed-genesis.json", tmp / "attack.ready", tmp / "attack.out"
     gpath.write_text(c.genesis.to_json())
     # the fork split always: the scenario's evidence checks expect it
     only = sorted({*(a for a in ONLY or CLASSES if a in CLASSES), "fork"})
     spec = {"addrs": [c.addr(i) for i in range(4)], "peer_ids": [c.peer_id(i) for i in range(4)],
-            "genesis": str(gpath), "tmp": str(tmp), "attack_s": ATTACK_S, "only": only,
+            "genesis": str(gpath), "tmp": str(tmp), "stores": str(stores),
+            "attack_s": ATTACK_S, "only": only,
             "task": hot.task.cid.hex(), "byz_seed": c.keys[3].seed.hex(),
             "big": [d.hex() for d in big], "fork": [x.hex(), y.hex()],
             "ready": str(ready), "out": str(out)}
@@ -263,7 +265,8 @@ async def test_mixed_attack_keeps_honest_work_final(cluster_factory: Any,
             cidlib.cid_bytes(b"big %d %d" % (s, k)) for k in range(BIG_ITEMS)), 3, 1, 1000)).data
             for s in range(1, BIG_TASKS + 1)]
         await trio.to_thread.run_sync(run.publish, hot)
-        proc, ready, out = start_attackers(run, tmp_path, hot, x, y, big)
+        stores = attacker_dir(tmp_path)
+        proc, ready, out = start_attackers(run, tmp_path, stores, hot, x, y, big)
         try:
             with trio.fail_after(60):  # its imports and signing
                 while not ready.exists():
@@ -292,6 +295,7 @@ async def test_mixed_attack_keeps_honest_work_final(cluster_factory: Any,
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            shutil.rmtree(stores, ignore_errors=True)
         run.sent.update(json.loads(out.read_text()))
         attack_s = time.monotonic() - t_attack
         await trio.sleep(3.0)
@@ -341,6 +345,11 @@ async def test_mixed_attack_keeps_honest_work_final(cluster_factory: Any,
     figures.append("records served by sync per node, to validators / others: " + ", ".join(
         f"{metric(t, 'annot_sync_served_records_total', peer='validator'):.0f} / "
         f"{metric(t, 'annot_sync_served_records_total', peer='other'):.0f}" for t in metrics))
+    figures.append("gossip copies dropped while their message was in validation, per node "
+                   "(calm / attack): " + ", ".join(
+                       f"{metric(a, 'annot_gossip_concurrent_duplicates_total'):.0f} / "
+                       f"{metric(b, 'annot_gossip_concurrent_duplicates_total') - metric(a, 'annot_gossip_concurrent_duplicates_total'):.0f}"  # noqa: E501
+                       for a, b in zip(calm_metrics, metrics, strict=True)))
     figures.append("task seconds, before / attacked / after: " + " / ".join(
         " ".join(f"{t:.1f}" for t in lab.times) for lab in (calm, attacked, after)))
 
@@ -402,6 +411,8 @@ async def test_mixed_attack_keeps_honest_work_final(cluster_factory: Any,
                 "large_gossip": ("large_task_records", BIG_TASKS),
                 "pubsub": ("malformed_frames", None), "bitswap": ("bitswap_want_frames", None),
                 "seq_gap": ("seq_gap_records_served", None)}
+    overran = [k for k in run.sent if k.startswith("overran:")]
+    assert not overran, (overran, (tmp_path / "attack.log").read_text()[-3000:])
     for cls in ONLY or CLASSES:  # each attack class sent everything it was asked to
         if cls in expected:
             what, want = expected[cls]
