@@ -65,8 +65,6 @@ BATCH_OVERHEAD = 8  # msgpack header bytes per record, generously
 OUTBOUND_HIGH_WATER = 16  # py-libp2p drops RPCs silently past 32 queued per peer
 DIRECT_DIAL_NEVER_S = 10**9  # gossipsub's own dialing of direct peers: off
 OUTBOUND_WAIT_S = 1.0  # how long a publish waits for a slow peer's queue to drain
-OTHERS_WAIT_SHARE = 0.02  # peers that are no validators hold publishes this much at most
-OTHERS_WAIT_BURST_S = 0.25  # ... after a burst of this many seconds
 
 
 def validator_peers(genesis: Genesis, own: str) -> list[PeerInfo]:
@@ -117,8 +115,7 @@ class Gossip:
         self._max_in = genesis.params.max_batch_records
         self._max_out = min(config.batch_max_records, genesis.params.max_batch_records)
         self._max_out_bytes = min(config.batch_max_bytes, GOSSIP_PAYLOAD_CAP)
-        # the other validators: a publish always waits for them (see _wait_for_room),
-        # all other peers together for at most OTHERS_WAIT_SHARE of the time
+        # the other validators: a publish waits for them, and only them (_wait_for_room)
         self._validators: set[ID] = {ID.from_base58(v.peer_id) for v in genesis.validators
                                      if v.peer_id != host.peer_id}
         direct = validator_peers(genesis, host.peer_id)
@@ -153,8 +150,6 @@ class Gossip:
             OUT_BUFFER_BYTES // 64)
         self._out_bytes = 0
         self._stuck: set[Any] = set()  # peers whose pubsub queue stays full (see below)
-        self._others_budget = OTHERS_WAIT_BURST_S
-        self._others_at = 0.0
 
     # ------------------------------------------------------------ inbound
     def decode_message(self, payload: bytes) -> list[Record]:
@@ -258,41 +253,31 @@ class Gossip:
     async def _wait_for_room(self) -> None:
         # publish() only enqueues; publishing in a tight loop overflows the per-peer
         # queue of 32 RPCs before its writer runs (measured: 22 of 1000 delivered).
-        # Validators are waited for: consensus needs every record and vote to reach
-        # them. Everyone else together may hold our publishes OTHERS_WAIT_SHARE of
-        # the time (after a burst); past it they get what gossip delivers and sync
-        # the rest. Waiting for any peer without a bound let slow strangers pace us:
-        # one that reads a little at a time keeps its queue near the mark, and every
-        # batch and vote waited for it: 5-8.5 s of waits per node in a minute of
-        # issue 13's mixed attack, none unattacked.
-        # A peer whose queue stayed full for a whole wait is stuck (it does not
+        # Only validators are waited for: consensus needs every record and vote to
+        # reach them. Everyone else gets what gossip delivers and syncs the rest.
+        # Waiting for any peer let slow strangers pace us: one that reads a little at a
+        # time keeps its queue near the mark, and every batch and vote waited for it
+        # (5-8.5 s of waits per node in a minute of issue 13's mixed attack). A share
+        # of 2% for them still cost 1.4 s per node per minute, each wait on the path
+        # of a vote or batch; none now.
+        # A validator whose queue stayed full for a whole wait is stuck (it does not
         # read): it is not waited for again until its queue drains.
         start = now = trio.current_time()
         deadline = start + OUTBOUND_WAIT_S
         while True:
-            self._others_budget = min(OTHERS_WAIT_BURST_S, self._others_budget
-                                      + (now - self._others_at) * OTHERS_WAIT_SHARE)
-            self._others_at = now
-            full = {p for p, q in self.pubsub.peer_queues.items()
-                    if len(q) >= OUTBOUND_HIGH_WATER}
+            full = {p for p in self._validators
+                    if len(self.pubsub.peer_queues.get(p, ())) >= OUTBOUND_HIGH_WATER}
             self._stuck &= full
             waiting = full - self._stuck
-            others = waiting - self._validators
-            if others and self._others_budget <= 0:
-                waiting -= others
-                others = set()
             if not waiting:
                 break
             if now >= deadline:
                 self._stuck |= waiting
-                log.info("gossip: not waiting for %d peer(s) that do not read: %s",
+                log.info("gossip: not waiting for %d validator(s) that do not read: %s",
                          len(waiting), ", ".join(sorted(str(p) for p in waiting)))
                 break
             await trio.sleep(0.001)
-            woke = trio.current_time()
-            if others:
-                self._others_budget -= woke - now
-            now = woke
+            now = trio.current_time()
         self.counters.count_publish_wait(now - start)
 
     def _take_nowait(self, batch: list[bytes], size: int) -> tuple[int, bytes | None]:

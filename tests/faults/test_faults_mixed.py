@@ -223,6 +223,10 @@ def start_attackers(run: Run, tmp: Path, stores: Path, hot: Workload, x: bytes, 
     return proc, ready, out
 
 
+def log_tail(tmp: Path) -> str:
+    return (tmp / "attack.log").read_text()[-3000:]
+
+
 def rpc_abuse(run: Run) -> None:
     for k in range(int(ATTACK_S / 2)):
         if time.monotonic() > run.deadline_wall:
@@ -270,7 +274,7 @@ async def test_mixed_attack_keeps_honest_work_final(cluster_factory: Any,
         try:
             with trio.fail_after(60):  # its imports and signing
                 while not ready.exists():
-                    assert proc.poll() is None, (tmp_path / "attack.log").read_text()[-3000:]
+                    assert proc.poll() is None, log_tail(tmp_path)
                     await trio.sleep(0.1)
             t_attack = time.monotonic()
             run.deadline, run.deadline_wall = trio.current_time() + ATTACK_S, t_attack + ATTACK_S
@@ -289,8 +293,16 @@ async def test_mixed_attack_keeps_honest_work_final(cluster_factory: Any,
                     await trio.sleep(2.0)
                     attacked, seq = await trio.to_thread.run_sync(
                         lambda: label_for(run, seq, ATTACK_S - 2.0, b"attacked", hot))
-                code = await trio.to_thread.run_sync(proc.wait, 120)
-            assert code == 0, (tmp_path / "attack.log").read_text()[-3000:]
+                with trio.move_on_after(120):  # every class ends by itself (OVERRUN_S)
+                    while not out.exists():
+                        assert proc.poll() in (None, 0), log_tail(tmp_path)
+                        await trio.sleep(0.2)
+                assert out.exists(), ("the attackers did not finish", log_tail(tmp_path))
+                # the attacker's own exit is not under test: a host of its may hang
+                # closing (py-libp2p); it gets 10 s, then is ended in ``finally``
+                with trio.move_on_after(10):
+                    while proc.poll() is None:
+                        await trio.sleep(0.2)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -412,7 +424,7 @@ async def test_mixed_attack_keeps_honest_work_final(cluster_factory: Any,
                 "pubsub": ("malformed_frames", None), "bitswap": ("bitswap_want_frames", None),
                 "seq_gap": ("seq_gap_records_served", None)}
     overran = [k for k in run.sent if k.startswith("overran:")]
-    assert not overran, (overran, (tmp_path / "attack.log").read_text()[-3000:])
+    assert not overran, (overran, log_tail(tmp_path))
     for cls in ONLY or CLASSES:  # each attack class sent everything it was asked to
         if cls in expected:
             what, want = expected[cls]

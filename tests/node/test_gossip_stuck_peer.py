@@ -17,13 +17,7 @@ from types import SimpleNamespace
 import trio
 import trio.testing
 
-from node.p2p.gossip import (
-    OTHERS_WAIT_BURST_S,
-    OTHERS_WAIT_SHARE,
-    OUTBOUND_HIGH_WATER,
-    OUTBOUND_WAIT_S,
-    Gossip,
-)
+from node.p2p.gossip import OUTBOUND_HIGH_WATER, OUTBOUND_WAIT_S, Gossip
 from node.p2p.peers import P2PCounters
 
 
@@ -32,7 +26,6 @@ def publisher(queues: dict[str, list[int]]) -> Gossip:
     g.pubsub = SimpleNamespace(peer_queues=queues)
     g._stuck = set()
     g._validators = {p for p in queues if p != "stranger"}  # validators: every other peer
-    g._others_budget, g._others_at = OTHERS_WAIT_BURST_S, trio.current_time()
     g.counters = P2PCounters()
     return g
 
@@ -72,12 +65,12 @@ async def test_a_drained_peer_is_waited_for_again(
     assert 0.29 < waited < 0.4, waited
 
 
-async def test_peers_that_are_no_validators_hold_publishes_a_bounded_share(
+async def test_peers_that_are_no_validators_never_hold_a_publish(
         autojump_clock: trio.testing.MockClock) -> None:
     """Anyone but a validator gets what gossip delivers and syncs the rest: a stranger
     that reads a little at a time, keeping its queue near py-libp2p's mark, used to
-    pace every publish. All of them together now hold publishes for the burst, then
-    OTHERS_WAIT_SHARE of the time at most."""
+    pace every publish; a 2% share of the time for all of them still cost each node
+    1.4 s of waits, on the path of votes, per minute of issue 13's mixed attack."""
     queues = {"stranger": [], "validator": []}
     g = publisher(queues)
 
@@ -94,18 +87,15 @@ async def test_peers_that_are_no_validators_hold_publishes_a_bounded_share(
             await g._wait_for_room()
             await trio.sleep(0.005)  # a publish every 5 ms of our own work
         nursery.cancel_scope.cancel()
-    elapsed = trio.current_time() - t0
-    waited = elapsed - 2000 * 0.005
-    assert waited <= OTHERS_WAIT_BURST_S + OTHERS_WAIT_SHARE * elapsed + 0.05, waited
-    assert waited > OTHERS_WAIT_BURST_S / 2  # it was waited for, within the share
-    assert g._stuck == set()  # it reads: never called stuck
+    assert len(queues["stranger"]) >= OUTBOUND_HIGH_WATER  # it was full all along
+    assert trio.current_time() - t0 < 2000 * 0.005 + 1e-6  # and never waited for
+    assert g._stuck == set()
 
 
-async def test_a_full_validator_queue_is_waited_for_whatever_the_budget(
+async def test_a_full_validator_queue_is_waited_for_whatever_strangers_do(
         autojump_clock: trio.testing.MockClock) -> None:
     queues = {"stranger": [0] * OUTBOUND_HIGH_WATER, "validator": [0] * OUTBOUND_HIGH_WATER}
     g = publisher(queues)
-    g._others_budget = 0.0  # strangers spent theirs
 
     async def drain() -> None:
         await trio.sleep(0.3)
