@@ -189,6 +189,14 @@ def label_for(run: Run, seq: int, seconds: float, tag: bytes,
     return got, seq
 
 
+def _has_task(r: HTTPRPC, data: bytes) -> bool:
+    try:
+        r.call("task.get", task=cidlib.cid_to_str(cidlib.cid_bytes(data)))
+    except RPCFailure:
+        return False
+    return True
+
+
 def store_bound(unattacked_growth: int, fork_bytes: int, big_bytes: int) -> int:
     """The most a store may grow while the attacked honest tasks are labelled: what the
     same tasks grew it by unattacked, the fork variant and the valid large task records
@@ -314,7 +322,6 @@ async def test_mixed_attack_keeps_honest_work_final(cluster_factory: Any,
         run.sample_rss()
         size2 = [_store_bytes(h) for h in homes]
         r = run.rpcs
-        kinds = [await trio.to_thread.run_sync(lambda q=q: q.call("node.status")) for q in r]
         evidence = [await trio.to_thread.run_sync(lambda q=q: q.call("evidence.list"))
                     for q in r]
         peers = [await trio.to_thread.run_sync(lambda q=q: q.call("node.peers")) for q in r]
@@ -323,6 +330,10 @@ async def test_mixed_attack_keeps_honest_work_final(cluster_factory: Any,
         # rate is that of the unattacked runs before and after the attack together
         after, seq = await trio.to_thread.run_sync(label_for, run, seq, CALM_S, b"after")
         run.sample_rss()
+        # every node holds every honest record and the large tasks by now (20 s after
+        # the attack); which large tasks each has, should one be missing
+        kinds = [await trio.to_thread.run_sync(lambda q=q: q.call("node.status")) for q in r]
+        big_held = [[s for s, d in enumerate(big, 1) if _has_task(q, d)] for q in r]
     finally:
         run.close()
     calm_rate = (calm.items + after.items) / (calm.seconds + after.seconds)
@@ -410,9 +421,9 @@ async def test_mixed_attack_keeps_honest_work_final(cluster_factory: Any,
     for i, st in enumerate(kinds):
         by_kind = st["records_by_kind"]
         # the honest annotations of the tasks and one fork variant; no Sybil, no gap record
-        honest = calm.tasks + attacked.tasks
+        honest = calm.tasks + attacked.tasks + after.tasks
         assert by_kind.get("annotation") == honest * 3 * ITEMS + 1, (i, by_kind)
-        assert by_kind.get("task") == honest + BIG_TASKS, (i, by_kind)
+        assert by_kind.get("task") == honest + BIG_TASKS, (i, by_kind, big_held)
         assert [e["kind"] for e in evidence[i]["evidence"]
                 if e["author"] == FORKER.peer_id] == ["fork"], evidence[i]
         held = {p["peer_id"] for p in peers[i]["peers"]}
