@@ -58,6 +58,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("annot.p2p.sync")
 
 SESSION_FACTOR = 15  # a whole session may take this many request timeouts
+# sessions with peers that are no validators, at once; sessions with validators have
+# slots of their own, so strangers (a sync stream that takes 10 s to refuse, a slow
+# reader) can never make validators' syncs wait (issue 13)
 MAX_CLIENT_SESSIONS = 8
 MAX_SERVER_SESSIONS = 16
 # our own client runs one session per peer at a time; more from one peer is abuse
@@ -109,6 +112,9 @@ class Sync:
         self._again: set[str] = set()
         self._client_slots = trio.CapacityLimiter(MAX_CLIENT_SESSIONS)
         self._server_slots = trio.CapacityLimiter(MAX_SERVER_SESSIONS)
+        n = max(1, len(self._validators))
+        self._validator_client_slots = trio.CapacityLimiter(n)
+        self._validator_server_slots = trio.CapacityLimiter(n * MAX_SERVER_SESSIONS_PER_PEER)
         self._per_peer: dict[str, int] = {}  # server sessions in progress, by peer
         self._req_send, self._req_recv = trio.open_memory_channel[str](math.inf)
         self._inflight: set[bytes] = set()  # CIDs a session is verifying right now
@@ -154,8 +160,10 @@ class Sync:
             if self._per_peer.get(peer, 0) >= MAX_SERVER_SESSIONS_PER_PEER:
                 await self._write(rw, fr.encode_error("too many sync sessions from you"))
                 raise fr.FrameError(f"over {MAX_SERVER_SESSIONS_PER_PEER} concurrent sessions")
+            slots = (self._validator_server_slots if peer in self._validators
+                     else self._server_slots)
             try:
-                self._server_slots.acquire_on_behalf_of_nowait(stream)
+                slots.acquire_on_behalf_of_nowait(stream)
             except trio.WouldBlock:
                 await self._write(rw, fr.encode_error("busy, try later"))
                 return
@@ -164,7 +172,7 @@ class Sync:
                 with trio.fail_after(self._session_s):
                     await self._serve_peer(rw, peer)
             finally:
-                self._server_slots.release_on_behalf_of(stream)
+                slots.release_on_behalf_of(stream)
                 if self._per_peer[peer] <= 1:
                     del self._per_peer[peer]
                 else:
@@ -239,7 +247,9 @@ class Sync:
     async def sync_with(self, peer: str) -> int:
         """Pull every record ``peer`` has that we lack; return how many came."""
         lock = self._locks.setdefault(peer, trio.Lock())
-        async with lock, self._client_slots:
+        slots = (self._validator_client_slots if peer in self._validators
+                 else self._client_slots)
+        async with lock, slots:
             try:
                 with trio.fail_after(self._session_s):
                     n = await self._pull(peer)
