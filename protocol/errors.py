@@ -59,6 +59,16 @@ class TooLargeError(DecodeError):
         self.limit = limit
 
 
+class VoteTooLargeError(TooLargeError):
+    """A vote with more entries than the genesis allows, refused before its entries are
+    read; ``reason`` is admission's name for the same refusal."""
+
+    reason = "vote_too_many_entries"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__("vote entries", size, limit)
+
+
 class FloatError(DecodeError):
     """A float appears in signed data (only integers are allowed)."""
 

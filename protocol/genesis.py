@@ -52,7 +52,8 @@ class Params:
     def limits(self) -> Limits:
         n = max(self.max_items_per_task, self.max_vote_entries, self.max_batch_records)
         return Limits(max_bytes=self.max_record_bytes, max_array=n,
-                      max_str=self.max_record_bytes, max_bin=self.max_record_bytes)
+                      max_str=self.max_record_bytes, max_bin=self.max_record_bytes,
+                      max_vote_entries=self.max_vote_entries)
 
 
 @dataclass(frozen=True, slots=True)

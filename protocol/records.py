@@ -22,13 +22,21 @@ import msgpack
 
 from protocol import cid as cidlib
 from protocol import keys
-from protocol.encoding import DEFAULT_LIMITS, Limits, decode_canonical, encode_canonical
+from protocol.encoding import (
+    DEFAULT_LIMITS,
+    Limits,
+    check_canonical,
+    decode_canonical,
+    encode_canonical,
+    unpack_limited,
+)
 from protocol.errors import (
     DecodeError,
     FieldTypeError,
     MissingFieldError,
     UnknownFieldError,
     UnknownKindError,
+    VoteTooLargeError,
     WrongNetworkError,
 )
 
@@ -505,7 +513,12 @@ def sign_record(network_id: bytes, signer: keys.Signer | keys.SigningKey, seq: i
 def decode_record(data: bytes, network_id: bytes, limits: Limits = DEFAULT_LIMITS,
                   verify: bool = True) -> Record:
     """Decode and (by default) verify one record; raise a named ``ProtocolError``."""
-    m = decode_canonical(data, limits)
+    m = unpack_limited(data, limits)
+    if isinstance(m, dict) and m.get("k") == "vote" and isinstance(m.get("b"), dict):
+        entries = m["b"].get("entries")
+        if isinstance(entries, list) and len(entries) > limits.max_vote_entries:
+            raise VoteTooLargeError(len(entries), limits.max_vote_entries)
+    check_canonical(m, data)
     f = _Fields("record", m, ("a", "b", "k", "n", "s", "x"))
     kind = m["k"]
     if not isinstance(kind, str) or kind not in KINDS:
