@@ -138,9 +138,17 @@ def test_workbench_labels_reach_every_node(tmp_path: Path, cluster_factory: Any)
         d.save_screenshot(str(shots / "workbench-alice.png"))
         # the key file the page exports is the seed `annot --key` reads
         d.find_element(By.ID, "export-key").click()
-        wait_until("the exported key file",
-                   lambda: any((tmp_path / "downloads").glob("annot-*.key")))
-        exported = next((tmp_path / "downloads").glob("annot-*.key")).read_bytes()
+        downloads = tmp_path / "downloads"
+
+        def downloaded() -> bool:
+            # Chromium may create the file under its final name before it writes it
+            # (a clean-clone CI run read 0 bytes once): done when nothing is in
+            # progress and the file holds its bytes
+            done = [f for f in downloads.glob("annot-*.key") if f.stat().st_size > 0]
+            return bool(done) and not any(downloads.glob("*.crdownload"))
+        wait_until("the exported key file", downloaded)
+        exported = next(f for f in downloads.glob("annot-*.key")
+                        if f.stat().st_size > 0).read_bytes()
         assert SigningKey(exported).peer_id == alice
         # reload, cache off, with the task in the URL: the whole page is fetched again,
         # and the time from opening it to the first item shown is measured
