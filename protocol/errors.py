@@ -69,6 +69,14 @@ class VoteTooLargeError(TooLargeError):
         super().__init__("vote entries", size, limit)
 
 
+def reason_of(exc: BaseException) -> str:
+    """A stable reason label for metrics: the ``reason`` an error names (a refusal that
+    admission also makes, under admission's name), else its class name. The RPC,
+    gossip and sync paths all label refusals this way."""
+    reason = getattr(exc, "reason", None)
+    return reason if isinstance(reason, str) else type(exc).__name__
+
+
 class FloatError(DecodeError):
     """A float appears in signed data (only integers are allowed)."""
 

@@ -26,7 +26,7 @@ from node.core.group_commit import GroupCommit
 from node.core.lifecycle import TaskRules
 from node.core.metrics import Metrics
 from node.store.db import Saved, Store
-from protocol.errors import NotValidatorError, ProtocolError
+from protocol.errors import NotValidatorError, ProtocolError, reason_of
 from protocol.genesis import Genesis
 from protocol.gold import check_reveal, check_reveal_time
 from protocol.keys import peer_id_from_public_key
@@ -54,11 +54,6 @@ class OwnKeyError(ProtocolError):
 
 def _no_penalty(peer: str, reason: str) -> None:
     """The default ``on_invalid``: nobody to charge (offline tools, tests)."""
-
-
-def reason_of(exc: Exception) -> str:
-    """A stable reason label for metrics: the error class name, as the p2p layer uses."""
-    return type(exc).__name__
 
 
 class Ingest:

@@ -32,7 +32,7 @@ from node.p2p.peers import P2PCounters, PeerScores
 from node.p2p.safe_pubsub import SafePubsub
 from node.p2p.spr_cache import install as install_spr_cache
 from protocol.cid import cid_bytes
-from protocol.errors import ProtocolError, VoteTooLargeError
+from protocol.errors import ProtocolError, reason_of
 from protocol.genesis import Genesis
 from protocol.records import Record, decode_record
 
@@ -196,8 +196,7 @@ class Gossip:
     def _reject(self, peer: str, exc: Exception) -> None:
         # a screened record is counted under admission's own reason, so an operator
         # sees the same reasons whichever path refused it
-        reason = (exc.reason if isinstance(exc, (ScreenedOut, VoteTooLargeError))
-                  else type(exc).__name__)
+        reason = reason_of(exc)
         self.counters.count_rejected(reason)
         banned = self.scores.invalid(peer, trio.current_time())
         log.warning("gossip: rejected message forwarded by %s (%s): %s%s", peer, reason, exc,

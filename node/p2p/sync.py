@@ -47,7 +47,7 @@ from node.p2p.peers import P2PCounters, PeerScores
 from node.p2p.sync_serve import ServeLedger, pages
 from node.store.db import Store
 from protocol.cid import cid_bytes
-from protocol.errors import ProtocolError
+from protocol.errors import ProtocolError, reason_of
 from protocol.genesis import Genesis
 from protocol.records import Record, decode_record
 
@@ -179,7 +179,7 @@ class Sync:
                     self._per_peer[peer] -= 1
         except fr.NetworkMismatchError as exc:
             log.warning("sync: disconnecting %s: %s", peer, exc)
-            self.counters.count_rejected(type(exc).__name__)
+            self.counters.count_rejected(reason_of(exc))
             self.host.ban(peer, WRONG_NETWORK_BAN_S, reason=f"sync: {exc}")
         except fr.FrameError as exc:
             self._penalize(peer, exc)
@@ -393,7 +393,7 @@ class Sync:
         return out
 
     def _penalize(self, peer: str, exc: Exception) -> None:
-        reason = type(exc).__name__
+        reason = reason_of(exc)
         self.counters.count_rejected(reason)
         log.warning("sync: invalid data from %s (%s): %s", peer, reason, exc)
         if self.scores.invalid(peer, trio.current_time(), f"sync: {reason}"):

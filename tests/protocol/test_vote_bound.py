@@ -10,7 +10,7 @@ import pytest
 
 from protocol import cid as cidlib
 from protocol import encoding
-from protocol.errors import TooLargeError, VoteTooLargeError
+from protocol.errors import DecodeError, TooLargeError, VoteTooLargeError, reason_of
 from protocol.genesis import Params
 from protocol.keys import SigningKey
 from protocol.records import PREVOTE, Vote, VoteEntry, decode_record, sign_record
@@ -38,7 +38,9 @@ def test_a_vote_over_the_limit_is_refused_before_it_is_walked(
     assert walked == []  # refused on the raw decode
     assert isinstance(err.value, TooLargeError)
     assert (err.value.size, err.value.limit) == (17, 16)
-    assert err.value.reason == "vote_too_many_entries"  # admission's name for it
+    # admission's name for it, on every path (RPC, gossip and sync count by reason_of)
+    assert reason_of(err.value) == "vote_too_many_entries"
+    assert reason_of(DecodeError("x")) == "DecodeError"  # the rest: their class name
     assert str(err.value) == "vote entries is 17, over the limit of 16"
     vote = decode_record(at, NET, limits)  # at the limit: decoded and verified
     assert len(vote.body.entries) == 16  # type: ignore[union-attr]
