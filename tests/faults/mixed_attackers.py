@@ -11,9 +11,10 @@ process, it took the same two cores as the four honest nodes (and the GIL from
 the honest client), so the honest rate measured the attack's own signing, Noise
 and msgpack work as much as its cost to the nodes. At nice 19 it still sends
 everything it is asked to (the counts are printed and checked), but only from
-CPU the nodes leave idle. Its peers keep what they sync (each fresh identity
-pulls the whole store) in SQLite files under ``/dev/shm`` (``attacker_dir``),
-not on the disk where the nodes fsync.
+CPU the nodes leave idle; ``main`` also makes it SCHED_IDLE, keeps it on one core
+and has it verify nothing it receives (why, there). Its peers keep what they sync
+(each fresh identity pulls the whole store) in SQLite files under ``/dev/shm``
+(``attacker_dir``), not on the disk where the nodes fsync.
 """
 
 from __future__ import annotations

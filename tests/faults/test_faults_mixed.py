@@ -220,7 +220,7 @@ def start_attackers(run: Run, tmp: Path, stores: Path, hot: Workload, x: bytes, 
     # the fork split always: the scenario's evidence checks expect it
     only = sorted({*(a for a in ONLY or CLASSES if a in CLASSES), "fork"})
     spec = {"addrs": [c.addr(i) for i in range(4)], "peer_ids": [c.peer_id(i) for i in range(4)],
-            "genesis": str(gpath), "tmp": str(tmp), "stores": str(stores),
+            "genesis": str(gpath), "stores": str(stores),
             "attack_s": ATTACK_S, "only": only,
             "task": hot.task.cid.hex(), "byz_seed": c.keys[3].seed.hex(),
             "big": [d.hex() for d in big], "fork": [x.hex(), y.hex()],
