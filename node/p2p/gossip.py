@@ -26,6 +26,7 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V1
 from libp2p.tools.anyio_service import background_trio_service
 
 from node.core.config import GossipConfig
+from node.core.verifier import Verifier
 from node.p2p.frames import GOSSIP_PAYLOAD_CAP, RPC_CAP, FrameError, decode_batch, encode_batch
 from node.p2p.host import P2PHost
 from node.p2p.peers import P2PCounters, PeerScores
@@ -34,7 +35,7 @@ from node.p2p.spr_cache import install as install_spr_cache
 from protocol.cid import cid_bytes
 from protocol.errors import ProtocolError, reason_of
 from protocol.genesis import Genesis
-from protocol.records import Record, decode_record
+from protocol.records import Record
 
 if TYPE_CHECKING:
     # libp2p pulls in trio-typing, whose stubs shadow trio's and lack trio.TaskStatus.
@@ -101,7 +102,8 @@ class Gossip:
 
     def __init__(self, host: P2PHost, genesis: Genesis, config: GossipConfig,
                  on_records: OnRecords, counters: P2PCounters, scores: PeerScores,
-                 known: Callable[[bytes], bool] = lambda cid: False) -> None:
+                 known: Callable[[bytes], bool] = lambda cid: False,
+                 verifier: Verifier | None = None) -> None:
         self.host = host
         self.known = known  # record CID -> held here (stored or pooled: verified already)
         self.screen: Screen | None = None  # set by the node: admission's screen
@@ -112,6 +114,7 @@ class Gossip:
         self.scores = scores
         self._network_id = genesis.network_id
         self._limits = genesis.params.limits()
+        self.verifier = verifier or Verifier(self._network_id, self._limits)
         self._max_in = genesis.params.max_batch_records
         self._max_out = min(config.batch_max_records, genesis.params.max_batch_records)
         self._max_out_bytes = min(config.batch_max_bytes, GOSSIP_PAYLOAD_CAP)
@@ -152,15 +155,22 @@ class Gossip:
         self._stuck: set[Any] = set()  # peers whose pubsub queue stays full (see below)
 
     # ------------------------------------------------------------ inbound
-    def decode_message(self, payload: bytes) -> list[Record]:
+    async def decode_message(self, payload: bytes) -> list[Record]:
         """Decode and verify a whole batch, or raise the first record's error.
 
         Records already held here (same bytes, so same CID) were verified when they
         were stored or pooled: they are skipped, not verified again — gossip and sync
-        often deliver the same record twice."""
-        return [decode_record(d, self._network_id, self._limits)
-                for d in decode_batch(payload, self._max_in, self._limits.max_bytes)
-                if not self.known(cid_bytes(d))]
+        often deliver the same record twice. Signatures are checked on every core
+        (:class:`node.core.verifier.Verifier`); py-libp2p runs each message's
+        validator as a task of its own, so the loop goes on meanwhile."""
+        fresh = [d for d in decode_batch(payload, self._max_in, self._limits.max_bytes)
+                 if not self.known(cid_bytes(d))]
+        records: list[Record] = []
+        for r in await self.verifier.decode_all(fresh):
+            if not isinstance(r, Record):
+                raise r
+            records.append(r)
+        return records
 
     async def _validate(self, forwarder: Any, msg: Any) -> bool:
         peer = str(forwarder)
@@ -169,7 +179,7 @@ class Gossip:
         if self.host.is_banned(peer):
             return False
         try:
-            records = self.decode_message(msg.data)
+            records = await self.decode_message(msg.data)
             why, relay = (self.screen(records) if self.screen is not None and records
                           else (None, True))
             if why is not None:

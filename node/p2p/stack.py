@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from node.core.config import Config
+from node.core.verifier import Verifier
 from node.p2p.gossip import Gossip, OnRecords, serve_gossip
 from node.p2p.health import PeerSyncHealth, SyncHealth
 from node.p2p.host import ConnEvent, P2PHost, open_host, serve_bootstrap
@@ -128,12 +129,16 @@ async def serve_p2p(key: SigningKey, genesis: Genesis, config: Config, store: St
     scores = PeerScores(config.gossip.invalid_threshold, bans)
     async with open_host(key, config.p2p, bans) as host, trio.open_nursery() as nursery:
         host.on_ban = lambda peer, reason: counters.count_ban(reason)
+        # signatures of gossip messages and sync frames alike, on every core
+        verifier = Verifier(genesis.network_id, genesis.params.limits(),
+                            config.sync.verify_threads)
         gossip = await nursery.start(serve_gossip,
                                      Gossip(host, genesis, config.gossip, on_records,
-                                            counters, scores, known=store.has))
+                                            counters, scores, known=store.has,
+                                            verifier=verifier))
         health = SyncHealth(counters.p2p_metrics)
         sync = await nursery.start(Sync(host, genesis, config.sync, store, on_records,
-                                        counters, scores, health).serve)
+                                        counters, scores, health, verifier).serve)
 
         def on_conn(ev: ConnEvent) -> None:
             counters.set_peers(len(host.connected_peers()))

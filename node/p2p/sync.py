@@ -19,15 +19,15 @@ session without a penalty: being big is no offence). A record that fails
 verification is refused alone and charged to the peer once per frame; the
 rest of its batch is kept. A joiner's sessions with several peers split the
 records between them (a record one session is verifying is skipped by the
-others), and each frame is verified in ``verify_threads`` worker threads (one
-per core by default). Frame formats: ``frames.py``.
+others), and each frame's signatures are checked in ``verify_threads`` worker
+threads (one per core by default; ``node.core.verifier``, shared with gossip).
+Frame formats: ``frames.py``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -38,6 +38,7 @@ from libp2p.io.msgio import VarIntLengthMsgReadWriter
 from libp2p.peer.id import ID
 
 from node.core.config import SyncConfig
+from node.core.verifier import Verifier
 from node.errors import NodeError
 from node.p2p import frames as fr
 from node.p2p.gossip import OnRecords
@@ -49,7 +50,7 @@ from node.store.db import Store
 from protocol.cid import cid_bytes
 from protocol.errors import ProtocolError, reason_of
 from protocol.genesis import Genesis
-from protocol.records import Record, decode_record
+from protocol.records import Record
 
 if TYPE_CHECKING:
     # libp2p pulls in trio-typing, whose stubs shadow trio's and lack trio.TaskStatus.
@@ -68,7 +69,6 @@ MAX_SERVER_SESSIONS = 16
 MAX_SERVER_SESSIONS_PER_PEER = 2
 WRONG_NETWORK_BAN_S = 300.0
 MAX_POOL_SOURCES = 256  # peers told what our pool holds (see Sync._have)
-MIN_THREAD_CHUNK = 32  # below this, one thread: a thread hop costs ~50 us
 
 
 class Pool(Protocol):
@@ -90,7 +90,7 @@ class Sync:
 
     def __init__(self, host: P2PHost, genesis: Genesis, config: SyncConfig, store: Store,
                  on_records: OnRecords, counters: P2PCounters, scores: PeerScores,
-                 health: SyncHealth | None = None) -> None:
+                 health: SyncHealth | None = None, verifier: Verifier | None = None) -> None:
         self.host = host
         self.health = health if health is not None else SyncHealth()
         self.config = config
@@ -118,7 +118,7 @@ class Sync:
         self._per_peer: dict[str, int] = {}  # server sessions in progress, by peer
         self._req_send, self._req_recv = trio.open_memory_channel[str](math.inf)
         self._inflight: set[bytes] = set()  # CIDs a session is verifying right now
-        self._threads = config.verify_threads or max(1, os.cpu_count() or 1)
+        self.verifier = verifier or Verifier(self._net, self._limits, config.verify_threads)
         self.pool: Pool | None = None  # set by the node (P2PNode.set_pool)
         # peer that is no validator -> (store high-water, time) of its last whole session
         self._served = ServeLedger()
@@ -335,8 +335,8 @@ class Sync:
         Skipped: records stored here (verified when stored) and records another
         session is verifying right now (sessions with several peers pull the same
         records at once; they split the work instead of doing it twice). Decoding and
-        verification run in worker threads, one per core (PyNaCl releases the GIL),
-        so verification uses every core and the event loop keeps serving meanwhile."""
+        verification: :class:`node.core.verifier.Verifier` (signatures on every core,
+        while the event loop keeps serving)."""
         fresh: list[bytes] = []
         claimed: list[bytes] = []
         for d in datas:
@@ -349,7 +349,7 @@ class Sync:
         try:
             records: list[Record] = []
             bad: ProtocolError | None = None
-            for r in await self._decode_all(fresh):
+            for r in await self.verifier.decode_all(fresh):
                 if isinstance(r, Record):
                     records.append(r)
                 elif bad is None:  # refuse this record only; the rest still counts
@@ -365,32 +365,6 @@ class Sync:
             return len(records)
         finally:
             self._inflight.difference_update(claimed)
-
-    async def _decode_all(self, datas: list[bytes]) -> list[Record | ProtocolError]:
-        """``decode_record`` of each, in order, split over ``sync.verify_threads``."""
-        if self._threads == 1 or len(datas) < 2 * MIN_THREAD_CHUNK:
-            return await trio.to_thread.run_sync(self._decode_chunk, datas)
-        step = -(-len(datas) // self._threads)
-        parts: list[list[Record | ProtocolError]] = [[] for _ in range(0, len(datas), step)]
-
-        async def one(k: int) -> None:
-            parts[k] = await trio.to_thread.run_sync(
-                self._decode_chunk, datas[k * step:(k + 1) * step])
-
-        async with trio.open_nursery() as nursery:
-            for k in range(len(parts)):
-                nursery.start_soon(one, k)
-        return [r for part in parts for r in part]
-
-    def _decode_chunk(self, datas: list[bytes]) -> list[Record | ProtocolError]:
-        # in a worker thread: pure decoding and verification, no store, no trio
-        out: list[Record | ProtocolError] = []
-        for d in datas:
-            try:
-                out.append(decode_record(d, self._net, self._limits))
-            except ProtocolError as exc:
-                out.append(exc)
-        return out
 
     def _penalize(self, peer: str, exc: Exception) -> None:
         reason = reason_of(exc)
