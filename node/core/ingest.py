@@ -185,9 +185,12 @@ class Ingest:
         breakers and records that can never be valid are charged to ``source``."""
         return [saved for saved, _ in self.accept_reasons(records, source)]
 
-    def accept_reasons(self, records: Sequence[Record], source: str
+    def accept_reasons(self, records: Sequence[Record], source: str, sync: bool = True
                        ) -> list[tuple[Saved | Verdict, str]]:
-        """:meth:`accept`, with the reason beside each verdict ("" for a saved record)."""
+        """:meth:`accept`, with the reason beside each verdict ("" for a saved record).
+        ``sync=False``: a client's records are committed without their fsync; the caller
+        calls :meth:`sync_wal` before it acknowledges them (group commit does, off the
+        event loop)."""
         out: list[Saved | Verdict] = []
         reasons: list[str] = []
         ok: list[Record] = []
@@ -217,15 +220,22 @@ class Ingest:
         for reason in invalid[:1]:  # one charge per batch: a peer forwards in batches
             if source not in ("rpc", "self"):
                 self.on_invalid(source, reason)
-        self._save(ok, slots, out, source)
+        self._save(ok, slots, out, source, sync)
         return list(zip(out, reasons, strict=True))
 
+    def sync_wal(self) -> None:
+        """Make every record saved so far survive power loss (``Store.sync_wal``);
+        thread-safe."""
+        self.store.sync_wal()
+
     def _save(self, ok: list[Record], slots: list[int], out: list[Saved | Verdict],
-              source: str) -> None:
+              source: str, sync: bool = True) -> None:
         while ok:
-            # fsynced before it returns when we sign it or a client waits for the ack;
-            # peers' records need no fsync of their own (sync brings back what is lost)
-            results = self.store.save_records(ok, durable=source in DURABLE_SOURCES)
+            # fsynced before it returns when we sign it or a client waits for the ack
+            # (unless the caller fsyncs before the ack: ``sync``); peers' records need
+            # no fsync of their own (sync brings back what is lost)
+            results = self.store.save_records(
+                ok, durable=sync and source in DURABLE_SOURCES)
             new: list[Record] = []
             released: list[Record] = []
             for i, r, saved in zip(slots, ok, results, strict=True):

@@ -29,6 +29,7 @@ author's records in sync (:meth:`Store.records_after`).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -99,9 +100,36 @@ class Store(ItemTables):
         self._db = conn
         self.path = path
         self.durable = durable  # fsync every commit unless a write says it need not
+        self._wal_dir_synced = False
 
     def close(self) -> None:
         self._db.close()
+
+    def sync_wal(self) -> None:
+        """fsync the WAL file: every transaction committed before the call survives power
+        loss, those committed with ``durable=False`` included (each commit is appended
+        to the WAL; a checkpoint fsyncs the WAL before it and the database after it).
+        No SQLite call, so it may run in a worker thread while the event loop goes on:
+        group commit saves a client batch with ``durable=False`` and acknowledges it
+        after this (``node.core.group_commit``). Raises ``OSError`` if the disk refuses."""
+        if not self.durable:
+            return
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            fd = os.open(wal, os.O_RDONLY)
+        except FileNotFoundError:  # no write yet since the store was opened
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if not self._wal_dir_synced:  # the WAL file's own directory entry, once
+            dfd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+            self._wal_dir_synced = True
 
     @contextmanager
     def _tx(self, durable: bool = True) -> Iterator[sqlite3.Connection]:

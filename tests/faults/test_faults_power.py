@@ -9,7 +9,9 @@ vote in a round.
 The scenario runs the node's own write paths in a child process under
 ``strace`` — the seq reservation then signing (``Node.sign_own``'s order:
 reserve, sign, save, publish), a vote batch saved before it is sent, and a
-client's record acknowledged by ``Ingest.submit`` — and prints a marker (one
+client's record acknowledged by ``Ingest.submit``, and one acknowledged by group
+commit (the daemon's path: committed without an fsync, then the WAL fsynced in
+a worker thread before the answer) — and prints a marker (one
 ``write`` to stdout) at each point where the record leaves the process's
 control: ``SIGN`` (a reserved seq is about to be signed), ``SEND`` (a saved
 record is about to be gossiped) and ``ACK`` (the client is about to get its
@@ -67,6 +69,12 @@ for k in range(int(sys.argv[4])):
     rec = sign_record(g.network_id, ann, k + 1, Annotation(task.cid, items[k % 64], "dog"))
     ing.submit(rec.data)                          # a client's record ...
     os.write(1, b"ACK\n")                         # ... acknowledged
+import trio
+for k in range(int(sys.argv[4])):                 # the daemon's path: group commit, ...
+    rec = sign_record(g.network_id, ann, int(sys.argv[4]) + k + 1,
+                      Annotation(task.cid, items[k % 64], "cat"))
+    trio.run(ing.submit_async, rec.data)          # ... its fsync in a worker thread
+    os.write(1, b"ACK\n")
 """
 
 LINE = re.compile(r"^\d+\s+(\w+)\((.*)\)\s+=\s+(-?\d+)")
@@ -109,15 +117,16 @@ def _run(tmp: Path, durable: bool) -> tuple[int, int, list[str]]:
          "1" if durable else "0", str(ROUNDS)],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.count("SIGN") == ROUNDS and proc.stdout.count("ACK") == ROUNDS + 1
+    assert proc.stdout.count("SIGN") == ROUNDS and proc.stdout.count("ACK") == 2 * ROUNDS + 1
     return _violations(log.read_text(), db.name + "-wal")
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
 def test_power_loss_no_self_fork(tmp_path: Path) -> None:
     markers, syncs, bad = _run(tmp_path, durable=True)
-    assert markers == 4 * ROUNDS + 2  # per round SIGN, SEND (vote), SEND + ACK (client)
-    assert syncs >= 3 * ROUNDS  # reservation, vote, client record: each its own commit
+    # per round SIGN, SEND (vote), SEND + ACK (client), SEND + ACK (group commit)
+    assert markers == 6 * ROUNDS + 2
+    assert syncs >= 4 * ROUNDS  # reservation, vote, client record, group: each its own
     assert bad == [], f"records left the process before their WAL writes were synced: {bad}"
     # the old setting: WAL writes reach the disk only at checkpoints, so markers pass
     # unsynced writes — the check sees it
