@@ -27,7 +27,7 @@ class ItemTables:
 
     _db: sqlite3.Connection
 
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _tx(self, durable: bool = True) -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError  # Store's
 
     # ------------------------------------------------------------ payout epochs
