@@ -60,7 +60,7 @@ class SyncConfig:
     interval_s: float = 5.0
     batch_records: int = 512
     request_timeout_s: float = 20.0
-    verify_threads: int = 0  # worker threads verifying a received frame; 0 = one per core
+    verify_threads: int = 0  # threads checking received signatures (sync, gossip); 0 = per core
 
     def validate(self) -> None:
         if self.interval_s <= 0 or self.batch_records <= 0 or self.request_timeout_s <= 0:
@@ -256,7 +256,8 @@ invalid_threshold = 20
 interval_s = 5.0
 batch_records = 512
 request_timeout_s = 20.0
-# threads that verify a received frame's records (PyNaCl runs them in parallel); 0 = one per core
+# threads that check the signatures of received sync frames and gossip messages
+# (PyNaCl runs them in parallel); 0 = one per core
 verify_threads = 0
 
 [rpc]
