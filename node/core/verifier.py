@@ -7,6 +7,8 @@ So a batch (a gossip message, a sync frame) is decoded here, on the caller's
 thread, and its signatures are checked in up to ``threads`` worker threads at once,
 shared by every caller (one per core by default): the loop goes on with other
 work, such as saving the previous batch, while the other cores verify this one.
+When every thread is busy, a batch is checked inline instead of waiting: callers
+never pile up (see ``_check_in_threads``).
 Decoding in the threads too, as sync did, only moved GIL-holding work off the loop
 to contend for the GIL with it.
 
@@ -39,8 +41,9 @@ class Verifier:
         self.network_id = network_id
         self.limits = limits
         self.threads = threads or max(1, os.cpu_count() or 1)
-        self._limiter = trio.CapacityLimiter(self.threads)
+        self._busy = 0  # parts being checked in worker threads now (at most ``threads``)
         self.offloaded = 0  # records whose signature a worker thread checked
+        self.inline = 0  # records of large batches checked inline: every thread was busy
 
     async def decode_all(self, datas: Sequence[bytes]) -> Checked:
         """Each record decoded and verified, in order, or the ``ProtocolError`` that
@@ -69,12 +72,24 @@ class Verifier:
         failed: list[tuple[int, ProtocolError]] = []
 
         async def one(part: _Todo) -> None:
-            failed.extend(await trio.to_thread.run_sync(self._check, part,
-                                                        limiter=self._limiter))
+            try:
+                failed.extend(await trio.to_thread.run_sync(self._check, part))
+            finally:
+                self._busy -= 1
         async with trio.open_nursery() as nursery:
             for k in range(0, len(todo), step):
-                nursery.start_soon(one, todo[k:k + step])
-        self.offloaded += len(todo)
+                part = todo[k:k + step]
+                if self._busy < self.threads:
+                    self._busy += 1
+                    self.offloaded += len(part)
+                    nursery.start_soon(one, part)
+                else:
+                    # every thread busy: checked here and now. This is the bound: py-libp2p
+                    # runs each gossip message's validator as a task of its own, so waiting
+                    # for a thread would let a flood pile up decoded batches in memory;
+                    # checking inline paces the reader as the loop always did.
+                    self.inline += len(part)
+                    failed.extend(self._check(part))
         return failed
 
     def _check(self, todo: _Todo) -> list[tuple[int, ProtocolError]]:

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
+import trio
 
 import node.core.verifier as verifier_mod
 from node.core.verifier import MIN_OFFLOAD, Verifier
@@ -71,3 +73,36 @@ async def test_a_small_batch_is_checked_inline(monkeypatch: pytest.MonkeyPatch) 
     out = await v.decode_all(_annotations(MIN_OFFLOAD - 1))
     assert all(not isinstance(r, Exception) for r in out)
     assert seen == {threading.get_ident()} and v.offloaded == 0
+
+
+async def test_a_flood_never_waits_for_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    # py-libp2p validates each gossip message in a task of its own: if batches waited
+    # for a free thread, a flood would pile up decoded batches in memory. At most
+    # ``threads`` parts are in the threads at once; the rest are checked inline.
+    real = verifier_mod.check_signature
+    lock = threading.Lock()
+    now, peak = [0], [0]
+
+    def slow(*args: Any) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            with lock:
+                now[0] += 1
+                peak[0] = max(peak[0], now[0])
+            time.sleep(0.002)
+            with lock:
+                now[0] -= 1
+        real(*args)
+    monkeypatch.setattr(verifier_mod, "check_signature", slow)
+    v = Verifier(NET, DEFAULT_LIMITS, threads=2)
+    batches = [_annotations(64) for _ in range(20)]
+    results: list[list[Any]] = []
+
+    async def one(datas: list[bytes]) -> None:
+        results.append(await v.decode_all(datas))
+    async with trio.open_nursery() as nursery:
+        for b in batches:
+            nursery.start_soon(one, b)
+    assert len(results) == 20 and all(not isinstance(r, Exception) for res in results
+                                       for r in res)
+    assert 1 <= peak[0] <= 2  # never more threads than configured
+    assert v.inline > 0 and v.offloaded > 0 and v.inline + v.offloaded == 20 * 64
