@@ -186,13 +186,32 @@ def build_raw_host(key: SigningKey, listen: list[multiaddr.Multiaddr], mdns: boo
     """A py-libp2p host with the node key, Noise only and Yamux only."""
     key_pair = create_new_key_pair(key.seed)
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
-    return new_host(
+    raw = new_host(
         key_pair=key_pair,
         sec_opt={NOISE_PROTOCOL_ID: noise},
         muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
         listen_addrs=listen,
         enable_mDNS=mdns,
     )
+    _no_auto_connect(raw)
+    return raw
+
+
+def _no_auto_connect(raw: Any) -> None:
+    """Keep py-libp2p's auto-connector from starting.
+
+    It aims at 200 connections (its default watermarks, 100-300) and, below that,
+    dials every peer in the peerstore every 10 s: every identity that ever connected,
+    at whatever addresses it advertised. After issue 13's mixed attack each node
+    dialed ~194 dead attacker identities each cycle, forever; and a peer can
+    advertise any address, so the node would dial hosts of the attacker's choosing.
+    annot keeps its own peers connected: the bootstrap loop (``serve_bootstrap``,
+    with backoff) and mDNS finds. With ``start`` a no-op, the connector's
+    ``_started`` stays False, so neither its periodic task nor the dial that
+    py-libp2p schedules on each disconnect does anything."""
+    async def off() -> None:
+        return None
+    raw.get_network().auto_connector.start = off
 
 
 @asynccontextmanager

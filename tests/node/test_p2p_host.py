@@ -122,3 +122,24 @@ async def test_cluster_nodes_connect(tmp_path: Path) -> None:
             assert c.nodes[0].topics == [c.genesis.topic()]
     # py-libp2p's per-Pubsub sweeper threads are stopped on shutdown
     assert not [t for t in threading.enumerate() if "_background_cleanup" in t.name]
+
+
+async def test_the_auto_connector_never_dials_the_peerstore(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """py-libp2p's auto-connector dialed every identity in the peerstore every 10 s
+    (after issue 13's mixed attack: ~194 dead attacker identities a cycle, at addresses
+    they chose). annot's own loop keeps its peers connected; the connector stays off."""
+    cfg = P2PConfig(listen=("/ip4/127.0.0.1/tcp/0",))
+    async with open_host(key(0x71), cfg) as a, open_host(key(0x72), cfg) as b:
+        await a.connect(b.listen_addrs()[0])
+        await a.disconnect(b.peer_id)  # b stays in a's peerstore, as a gone peer would
+        swarm = a.raw.get_network()
+        dialed: list[object] = []
+
+        async def dial(peer_id: object, *args: object, **kwargs: object) -> None:
+            dialed.append(peer_id)
+        monkeypatch.setattr(swarm, "dial_peer", dial)
+        assert b.peer_id in {str(p) for p in a.raw.get_peerstore().peer_ids()}
+        await swarm.auto_connector.maybe_connect()  # what its 10 s timer would do
+        await trio.sleep(0.2)
+        assert dialed == [] and not swarm.auto_connector._started
