@@ -14,6 +14,7 @@ the RPC server serves :meth:`Metrics.render` at ``GET /metrics``.
     annot_items_final_after_round_0_total  of which in a later round than the first
     annot_event_loop_lag_seconds         how late a 50 ms sleep woke (histogram)
     annot_gc_pause_seconds{generation}   garbage collections, how long each (histogram)
+    annot_gc_frozen_objects              start-up objects frozen out of full collections
     annot_rpc_requests_total{method}     RPC calls, by method
 """
 
@@ -58,6 +59,9 @@ class Metrics:
             "annot_gc_pause_seconds", "Python's cyclic garbage collector: how long each "
             "collection held the process, by generation.", ["generation"],
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0), registry=r)
+        self.gc_frozen = Gauge(
+            "annot_gc_frozen_objects", "Objects loaded at start-up and frozen out of the "
+            "collector's passes (gc.freeze): they live as long as the node.", registry=r)
         self.rpc_requests = Counter(
             "annot_rpc_requests", "JSON-RPC calls, by method.", ["method"], registry=r
         )

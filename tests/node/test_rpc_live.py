@@ -576,3 +576,9 @@ def test_sigterm_is_quick_and_clean(cluster_factory: Callable[..., Cluster]) -> 
     print(f"\nSIGTERM to exit: {took * 1000:.0f} ms")
     assert proc.returncode == 0, c.log_tail(0)
     assert not (home / "rpc.token").exists() and not (home / "rpc.url").exists()
+
+
+def test_the_daemon_freezes_its_start_up_heap(live: Live) -> None:
+    # everything start-up loaded lives as long as the node: out of the collector's passes
+    found = re.search(r"^annot_gc_frozen_objects (\S+)$", live.metrics(), re.M)
+    assert found is not None and float(found.group(1)) > 10_000, found
