@@ -570,10 +570,8 @@ def check_signature(record: Record, signed: bytes, network_id: bytes) -> None:
 
 def verify_record(record: Record, network_id: bytes) -> None:
     """Check a record's signature (for records decoded with ``verify=False``)."""
-    keys.verify(record.author,
-                sign_bytes(network_id, record.kind, record.author, record.seq, record.body),
-                record.signature)
-    _verify_body(record.body, record.author, network_id)
+    check_signature(record, sign_bytes(network_id, record.kind, record.author, record.seq,
+                                       record.body), network_id)
 
 
 def _verify_body(body: Body, author: bytes, network_id: bytes) -> None:

@@ -192,10 +192,11 @@ def run(quick: bool = False) -> list[Figure]:
     return [
         Figure("ingest", "decode+verify+save, batched, fsync on", pipelined, "rec/s",
                raw, "raw PyNaCl verify, 1 core", ">= 0.75x", pipelined / raw >= 0.75,
-               {**notes, "how": "gossip/sync path: decode on the loop, signatures on "
-                f"{os.cpu_count()} worker threads (node.core.verifier), next batch "
-                "verified while the last is saved"}, limit, lname),
-        Figure("ingest", "same, all on one thread (the RPC path)", batched, "rec/s",
+               {**notes, "how": "decode on the loop, signatures on "
+                f"{os.cpu_count()} worker threads (as gossip and sync), fsync in a thread "
+                "(as group commit); next batch verified while the last is saved"},
+               limit, lname),
+        Figure("ingest", "same, all on one thread (as before the pipeline)", batched, "rec/s",
                raw, "raw PyNaCl verify, 1 core", "-", None, notes, limit, lname),
         Figure("ingest", "Ingest.submit, 1 record/txn, fsync each", single,
                "rec/s", raw, "raw PyNaCl verify, 1 core", "-", None, {}, limit, lname),
