@@ -11,6 +11,7 @@ import trio
 from node.core.admission import AdmissionError, Verdict
 from node.core.ingest import Ingest, OwnKeyError, SeqReuseError
 from node.core.metrics import Metrics
+from node.errors import StoreError
 from node.store.db import Saved, open_store
 from protocol import cid as cidlib
 from protocol.errors import ProtocolError
@@ -127,3 +128,31 @@ def test_a_record_signed_with_the_nodes_own_key_is_refused(tmp_path: Path) -> No
     out = trio.run(_submit_all, ing, [_label(node_key, 1, task, 1, "cat")])
     assert isinstance(out[0], OwnKeyError)
     assert ing.store.next_seq(node_key.public_key) == 1 and published == []
+
+
+def test_a_failed_fsync_acknowledges_nothing(tmp_path: Path) -> None:
+    # the group is committed without its fsync, then the WAL is fsynced off the loop: if
+    # the disk refuses that, no member hears "saved" and nothing is gossiped
+    ing, task, published = _setup(tmp_path)
+    key = SigningKey(b"\x73" * 32)
+
+    def refused() -> None:
+        raise OSError("EIO")
+
+    ing.store.sync_wal = refused  # type: ignore[method-assign]
+    errors: list[StoreError] = []
+
+    async def one(data: bytes) -> None:
+        try:
+            await ing.submit_async(data)
+        except StoreError as exc:
+            errors.append(exc)
+
+    async def all_at_once() -> None:
+        async with trio.open_nursery() as nursery:
+            for s in (1, 2, 3):
+                nursery.start_soon(one, _label(key, s, task, s, "cat"))
+    trio.run(all_at_once)
+    assert len(errors) == 3 and all(isinstance(e, StoreError) for e in errors)
+    assert all("EIO" in str(e) and "send it again" in str(e) for e in errors)
+    assert ing.grouped.groups == 1 and published == []
