@@ -101,13 +101,15 @@ def test_a_store_failure_is_every_members_answer(tmp_path: Path) -> None:
     assert ing.grouped.groups == 1 and published == []
 
 
-async def _failures(ing: Ingest, records: list[bytes]) -> list[OSError]:
-    errors: list[OSError] = []
+async def _failures(ing: Ingest, records: list[bytes],
+                    kind: type[Exception] = OSError) -> list[Exception]:
+    """Submit ``records`` at once; the ``kind`` errors they raised."""
+    errors: list[Exception] = []
 
     async def one(data: bytes) -> None:
         try:
             await ing.submit_async(data)
-        except OSError as exc:
+        except kind as exc:
             errors.append(exc)
 
     async with trio.open_nursery() as nursery:
@@ -140,19 +142,8 @@ def test_a_failed_fsync_acknowledges_nothing(tmp_path: Path) -> None:
         raise OSError("EIO")
 
     ing.store.sync_wal = refused  # type: ignore[method-assign]
-    errors: list[StoreError] = []
-
-    async def one(data: bytes) -> None:
-        try:
-            await ing.submit_async(data)
-        except StoreError as exc:
-            errors.append(exc)
-
-    async def all_at_once() -> None:
-        async with trio.open_nursery() as nursery:
-            for s in (1, 2, 3):
-                nursery.start_soon(one, _label(key, s, task, s, "cat"))
-    trio.run(all_at_once)
+    errors = trio.run(_failures, ing, [_label(key, s, task, s, "cat") for s in (1, 2, 3)],
+                      StoreError)
     assert len(errors) == 3 and all(isinstance(e, StoreError) for e in errors)
     assert all("EIO" in str(e) and "send it again" in str(e) for e in errors)
     assert ing.grouped.groups == 1 and published == []
